@@ -1,0 +1,275 @@
+"""The VAE model: networks + an observation model + the shared loss."""
+
+import keras
+from keras import ops
+
+from kvae import backends, losses, networks, observation
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+METRIC_NAMES = ("loss", "recon", "kl", "mse", "gamma", "active")
+"""Logged every step (epoch means in `fit`'s logs): the loss, the Gaussian
+NLL term, the KL term, the batch MSE, the mean gamma, and the number of
+active latents in the batch (mean sigma^2 < 0.8)."""
+
+
+def _check_positive_int(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
+
+
+@keras.saving.register_keras_serializable(package="kvae")
+class VAE(keras.Model):
+    """A Gaussian VAE whose observation noise gamma is computed, learned,
+    fixed or predicted per pixel.
+
+    The loss per batch is
+
+        loss = recon + kl_weight * kl,
+        recon = mean_b sum_i [(x - x_mean)^2 / (2 gamma^2) + log gamma + 1/2 log 2 pi],
+        kl = mean_b sum_j 1/2 (mu^2 + sigma^2 - 2 log sigma - 1),
+
+    with z = mu + sigma * eps sampled on every forward pass (as the originals).
+    The same class serves as the second stage of a two-stage VAE: give it
+    `data_shape=(K,)` of the stage-1 latents and `net="stage2"`.
+
+    Args:
+        data_shape: tuple of ints, the shape of one example, e.g.
+            (64, 64, 3) for images or (64,) for stage-1 latents.
+        latent_dim: int >= 1, the number of latent dimensions (kappa).
+        net: str, one of `kvae.networks.NETWORKS`: "resnet", "infogan",
+            "mlp" or "stage2".
+        net_config: dict, the network's hyper-parameters (e.g. base_dim,
+            num_scale, fc_dim for "resnet"; second_dim, second_depth for
+            "stage2"); missing ones take the network's defaults.
+        gamma: str, the observation model: "computed" (Asperti & Trentin),
+            "learned" (Dai & Wipf; LS-VAE), "fixed" (F-VAE, needs sigma),
+            "mse" (fixed with sigma^2 = 1/2) or "pixel" (LV-VAE).
+        sigma: float > 0, the fixed gamma for gamma="fixed".
+        kl_weight: float >= 0, the weight of the KL term (Asperti & Trentin's
+            CelebA recipe uses (2 H / latent_dim)^2).
+        precision: str, "float32", "mixed_float16" or "mixed_bfloat16". Loss
+            math, latent heads, outputs and gamma are float32 in all cases.
+        seed: int or None, seeds the sampling of z in training.
+
+    Example:
+
+    ```python
+    import kvae
+    model = kvae.VAE((28, 28, 1), latent_dim=16, net="infogan", gamma="computed")
+    model.compile()  # Adam(1e-4, epsilon=1e-8), as TF1
+    model.fit(images, epochs=1, batch_size=64)
+    samples = model.generate(16, mode="mean", seed=0)
+    ```
+
+    Reference:
+        Asperti & Trentin 2020, https://arxiv.org/abs/2002.07514;
+        Dai & Wipf 2019, https://arxiv.org/abs/1903.05789;
+        Berger & Sebag 2020, https://arxiv.org/abs/2003.01972.
+    """
+
+    def __init__(
+        self,
+        data_shape,
+        latent_dim,
+        net="resnet",
+        net_config=None,
+        gamma="computed",
+        sigma=None,
+        kl_weight=1.0,
+        precision=None,
+        seed=None,
+        **kwargs,
+    ):
+        saved_dtype = kwargs.pop("dtype", None)  # present when loading
+        if precision is None:
+            precision = _policy_name(saved_dtype) if saved_dtype else "float32"
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"Unknown precision {precision!r}; expected one of "
+                f"{', '.join(PRECISIONS)}."
+            )
+        super().__init__(dtype=precision, **kwargs)
+        _check_positive_int("latent_dim", latent_dim)
+        data_shape = tuple(int(d) for d in data_shape)
+        if not data_shape or min(data_shape) < 1:
+            raise ValueError(
+                f"data_shape must be a non-empty tuple of positive sizes. "
+                f"Received: data_shape={data_shape}"
+            )
+        kl_weight = float(kl_weight)
+        if not kl_weight >= 0:
+            raise ValueError(f"kl_weight must be >= 0. Received: kl_weight={kl_weight!r}")
+
+        self.gamma_mode, self.sigma = observation.resolve_gamma(gamma, sigma)
+        self.data_shape = data_shape
+        self.latent_dim = latent_dim
+        self.net = net
+        self.net_config = networks.resolve_config(net, net_config)
+        self.kl_weight = kl_weight
+        self.precision = precision
+        self.seed = seed
+
+        self.observation = observation.get(self.gamma_mode, self.sigma)
+        self.encoder, self.decoder = networks.build(
+            net, data_shape, latent_dim, pixel=self.observation.pixel,
+            dtype=self.dtype_policy, net_config=self.net_config,
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = [keras.metrics.Mean(name=name) for name in METRIC_NAMES]
+        self.build((None, *data_shape))
+
+    def build(self, input_shape=None):
+        # Every weight is created in __init__; recording the input shape lets
+        # `.keras` files restore the optimizer state on load.
+        self.built = True
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("dtype", None)  # carried by `precision`
+        return {
+            **config,
+            "data_shape": list(self.data_shape),
+            "latent_dim": self.latent_dim,
+            "net": self.net,
+            "net_config": dict(self.net_config),
+            "gamma": self.gamma_mode,
+            "sigma": self.sigma,
+            "kl_weight": self.kl_weight,
+            "precision": self.precision,
+            "seed": self.seed,
+        }
+
+    def compile(self, optimizer="auto", **kwargs):
+        """Compile with Adam(1e-4, epsilon=1e-8) by default (TF1's epsilon,
+        as the originals; Keras's default is 1e-7). Under mixed_float16 Keras
+        wraps the optimizer in a LossScaleOptimizer."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(learning_rate=1e-4, epsilon=1e-8)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    @property
+    def metrics(self):
+        return self.trackers
+
+    # -- the forward pass and the loss (keras.ops only) ---------------------
+
+    def encode(self, x, training=False):
+        """x -> (mu, log_sigma) of q(z|x), float32, shape (B, latent_dim)."""
+        mu, log_sigma = self.encoder(x, training=training)
+        return mu, log_sigma
+
+    def decode(self, z, training=False):
+        """z -> mean of p(x|z); for gamma="pixel", (mean, log_sigma)."""
+        return self.decoder(z, training=training)
+
+    def _decode_with_log_gamma(self, z, training=False):
+        decoded = self.decode(z, training=training)
+        if self.observation.pixel:
+            x_mean, pixel_log_sigma = decoded
+            return x_mean, self.observation.log_gamma(pixel_log_sigma)
+        return decoded, self.observation.log_gamma()
+
+    def sample_posterior(self, mu, log_sigma, noise=None, seed=None):
+        """z = mu + sigma * eps; eps ~ N(0, I) from `seed` (or the model's
+        seed generator) unless `noise` gives it."""
+        if noise is None:
+            noise = keras.random.normal(
+                ops.shape(mu), seed=self.seed_generator if seed is None else seed
+            )
+        return mu + ops.exp(log_sigma) * ops.cast(noise, mu.dtype)
+
+    def compute_terms(self, x, training=False, noise=None):
+        """One forward pass and every loss term.
+
+        Args:
+            x: a batch of data, shape (B, *data_shape).
+            training: batch norm in training mode.
+            noise: optional eps of shape (B, latent_dim) for z; drawn from
+                the model's seed generator when None.
+
+        Returns:
+            dict of float32 scalars: loss, recon, kl, mse, gamma, active.
+        """
+        x = ops.cast(x, "float32")
+        mu, log_sigma = self.encode(x, training=training)
+        z = self.sample_posterior(mu, log_sigma, noise=noise)
+        x_mean, log_gamma = self._decode_with_log_gamma(z, training=training)
+        recon = losses.gaussian_nll(x, x_mean, log_gamma)
+        kl = losses.kl_standard_normal(mu, log_sigma)
+        return {
+            "loss": recon + self.kl_weight * kl,
+            "recon": recon,
+            "kl": kl,
+            "mse": losses.batch_mse(x, x_mean),
+            "gamma": ops.mean(ops.exp(log_gamma)),
+            "active": losses.active_latents(log_sigma),
+        }
+
+    def update_trackers(self, terms):
+        """Add a step's terms to the metric trackers; return their results."""
+        for tracker in self.trackers:
+            tracker.update_state(terms[tracker.name])
+        return {tracker.name: tracker.result() for tracker in self.trackers}
+
+    # -- training: the per-backend steps live in kvae.backends --------------
+
+    def train_step(self, *args):
+        return backends.get().train_step(self, *args)
+
+    def test_step(self, *args):
+        return backends.get().test_step(self, *args)
+
+    def loss_and_gradients(self, x, noise=None):
+        """Eager: (terms, gradients) of one training-mode forward pass, with
+        gradients of the (unscaled) loss in `trainable_variables` order. The
+        train steps use the same code; tests compare backends with it."""
+        return backends.get().loss_and_gradients(self, x, noise)
+
+    # -- inference -----------------------------------------------------------
+
+    def call(self, x, training=False):
+        """The reconstruction mean from mu (deterministic)."""
+        return self.reconstruct(x)
+
+    def gamma(self):
+        """The current scalar gamma (None for per-pixel sigma)."""
+        if self.observation.pixel:
+            return None
+        return float(ops.convert_to_numpy(ops.exp(self.observation.log_gamma())))
+
+    def reconstruct(self, x, sample=False, seed=None):
+        """Decoder means of x's reconstruction, from mu, or from a sampled
+        z = mu + sigma * eps when `sample` (the originals sample)."""
+        mu, log_sigma = self.encode(ops.cast(x, "float32"))
+        z = self.sample_posterior(mu, log_sigma, seed=seed) if sample else mu
+        return self._decode_with_log_gamma(z)[0]
+
+    def generate(self, n, mode="mean", seed=None):
+        """n new examples from z ~ N(0, I).
+
+        Args:
+            n: int >= 1.
+            mode: "mean" returns the decoder means (deterministic sampling);
+                "sample" draws x ~ N(x_mean, gamma^2) (ancestral sampling),
+                not clipped.
+            seed: int or None; the same seed gives the same output.
+        """
+        _check_positive_int("n", n)
+        if mode not in ("mean", "sample"):
+            raise ValueError(f"Unknown mode {mode!r}; expected 'mean' or 'sample'.")
+        seed_generator = keras.random.SeedGenerator(seed)
+        z = keras.random.normal((n, self.latent_dim), seed=seed_generator)
+        x_mean, log_gamma = self._decode_with_log_gamma(z)
+        if mode == "mean":
+            return x_mean
+        eps = keras.random.normal(ops.shape(x_mean), seed=seed_generator)
+        return x_mean + ops.exp(log_gamma) * eps
+
+
+def _policy_name(dtype):
+    if isinstance(dtype, dict):  # a serialized DTypePolicy
+        return dtype.get("config", {}).get("name", "float32")
+    if hasattr(dtype, "name"):
+        return dtype.name
+    return str(dtype)

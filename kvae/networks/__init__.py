@@ -1,0 +1,67 @@
+"""Encoder and decoder networks, chosen by name.
+
+`build(net, data_shape, latent_dim, ...)` returns a pair of functional Keras
+models: the encoder maps x to [mu, log_sigma] (float32), the decoder maps z to
+the mean of p(x|z) (float32), or to [mean, log_sigma] when the observation
+model is per-pixel.
+
+| net | for | reference |
+|---|---|---|
+| `resnet` | square images, power-of-two side | Dai & Wipf 2019 (class Resnet) |
+| `infogan` | images with sides divisible by 4 (28x28 MNIST) | Dai & Wipf 2019 (class Infogan) |
+| `mlp` | low-dimensional vectors (2-D manifold) | Berger & Sebag 2020, Sec. 4.1 |
+| `stage2` | stage-1 latent vectors | Dai & Wipf 2019, second stage |
+"""
+
+from kvae.networks import infogan, mlp, resnet, stage2
+
+_MODULES = {"resnet": resnet, "infogan": infogan, "mlp": mlp, "stage2": stage2}
+
+NETWORKS = tuple(_MODULES)
+
+
+def resolve_config(net, net_config=None):
+    """The network's full hyper-parameters: its defaults updated by
+    `net_config`. Unknown networks or keys raise a ValueError."""
+    if net not in _MODULES:
+        raise ValueError(
+            f"Unknown net {net!r}; expected one of {', '.join(NETWORKS)}."
+        )
+    defaults = _MODULES[net].DEFAULTS
+    net_config = dict(net_config or {})
+    unknown = sorted(set(net_config) - set(defaults))
+    if unknown:
+        allowed = ", ".join(defaults) or "none"
+        raise ValueError(
+            f"Unknown option(s) {', '.join(unknown)} for net={net!r}; "
+            f"allowed: {allowed}."
+        )
+    config = {**defaults, **net_config}
+    for key, value in config.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(
+                f"Network option {key} must be a positive integer. "
+                f"Received: {key}={value!r}"
+            )
+    return config
+
+
+def build(net, data_shape, latent_dim, pixel=False, dtype="float32", net_config=None):
+    """(encoder, decoder) for `net` (see the module table)."""
+    config = resolve_config(net, net_config)
+    module = _MODULES[net]
+    data_shape = tuple(data_shape)
+    encoder = module.build_encoder(data_shape, latent_dim, dtype, **config)
+    decoder = module.build_decoder(data_shape, latent_dim, dtype, pixel, **config)
+    return encoder, decoder
+
+
+def count_trainable(model):
+    """Number of trainable parameters (BN moving statistics excluded)."""
+    total = 0
+    for weight in model.trainable_weights:
+        size = 1
+        for dim in weight.shape:
+            size *= dim
+        total += size
+    return total

@@ -1,0 +1,200 @@
+"""Building blocks shared by the networks, with the originals' constants."""
+
+import keras
+from keras import layers, ops
+
+BN_EPSILON = 1e-5
+"""Batch-norm epsilon of the originals (Keras default: 1e-3)."""
+
+BN_MOMENTUM = 0.999
+"""Batch-norm moving-average decay of the originals (Keras default: 0.99).
+The originals' moving averages are zero-debiased; Keras's are not, which only
+matters for inference after very few steps."""
+
+
+def batch_norm(name, dtype):
+    """BatchNormalization with the originals' epsilon and momentum."""
+    return layers.BatchNormalization(
+        epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype
+    )
+
+
+def spectral_normalize(kernel, vector_u):
+    """One power iteration of spectral normalisation (Miyato et al. 2018).
+
+    The kernel is viewed as a matrix W of shape (prod(kernel.shape[:-1]),
+    out). With u the persistent estimate of W's first left singular vector:
+    v = normalize(W^T u), u' = normalize(W v), sigma = u'^T W v, and the
+    returned kernel is W / sigma. u' and v carry no gradient; sigma does.
+
+    Args:
+        kernel: tensor of rank >= 2, output units last.
+        vector_u: tensor of shape (rows, 1), rows = prod(kernel.shape[:-1]).
+
+    Returns:
+        (normalized_kernel, new_vector_u).
+    """
+    matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))
+    vector_v = _l2_normalize(ops.matmul(ops.transpose(matrix), vector_u))
+    new_u = _l2_normalize(ops.matmul(matrix, vector_v))
+    new_u = ops.stop_gradient(new_u)
+    vector_v = ops.stop_gradient(vector_v)
+    sigma = ops.matmul(ops.matmul(ops.transpose(new_u), matrix), vector_v)
+    return kernel / ops.reshape(sigma, ()), new_u
+
+
+def _l2_normalize(vector, epsilon=1e-12):
+    return vector * ops.rsqrt(
+        ops.maximum(ops.sum(ops.square(vector)), epsilon)
+    )
+
+
+class _SpectralNormLayer(keras.layers.Layer):
+    """Holds kernel, bias and u; the subclass says how the kernel is used.
+
+    As in Dai & Wipf's code, u is updated on every forward pass, also at
+    inference.
+    """
+
+    def __init__(self, units, kernel_stddev=0.02, truncated=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.kernel_stddev = kernel_stddev
+        self.truncated = truncated
+
+    def _kernel_shape(self, input_shape):
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        shape = self._kernel_shape(input_shape)
+        initializer_class = (
+            keras.initializers.TruncatedNormal
+            if self.truncated
+            else keras.initializers.RandomNormal
+        )
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=shape,
+            initializer=initializer_class(stddev=self.kernel_stddev),
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(self.units,), initializer="zeros"
+        )
+        rows = 1
+        for size in shape[:-1]:
+            rows *= size
+        self.vector_u = self.add_weight(
+            name="vector_u",
+            shape=(rows, 1),
+            initializer=keras.initializers.RandomNormal(stddev=1.0),
+            trainable=False,
+        )
+
+    def normalized_kernel(self):
+        kernel, new_u = spectral_normalize(self.kernel, self.vector_u)
+        self.vector_u.assign(ops.cast(new_u, self.vector_u.dtype))
+        return kernel
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "kernel_stddev": self.kernel_stddev,
+            "truncated": self.truncated,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kvae")
+class SpectralNormDense(_SpectralNormLayer):
+    """Dense layer with a spectrally normalised kernel, N(0, 0.02) init."""
+
+    def _kernel_shape(self, input_shape):
+        return (input_shape[-1], self.units)
+
+    def call(self, inputs):
+        return ops.matmul(inputs, self.normalized_kernel()) + self.bias
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+
+@keras.saving.register_keras_serializable(package="kvae")
+class SpectralNormConv2D(_SpectralNormLayer):
+    """Strided 'same' Conv2D with a spectrally normalised kernel,
+    truncated-normal(0, 0.02) init by default."""
+
+    def __init__(self, units, kernel_size=4, strides=2, truncated=True, **kwargs):
+        super().__init__(units, truncated=truncated, **kwargs)
+        self.kernel_size = kernel_size
+        self.strides = strides
+
+    def _kernel_shape(self, input_shape):
+        return (self.kernel_size, self.kernel_size, input_shape[-1], self.units)
+
+    def call(self, inputs):
+        outputs = ops.conv(
+            inputs, self.normalized_kernel(), strides=self.strides, padding="same"
+        )
+        return outputs + self.bias
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        side = lambda n: None if n is None else -(-n // self.strides)  # noqa: E731
+        return (batch, side(height), side(width), self.units)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+        }
+
+
+def image_output(features, channels, pixel, make_layer):
+    """The decoder's image head: mean in [0, 1] (sigmoid), and for per-pixel
+    sigma a linear log sigma from the same layer's second half of channels.
+
+    Args:
+        features: the last feature map.
+        channels: the image's channel count C.
+        pixel: whether to output a per-pixel log sigma (LV-VAE).
+        make_layer: callable(filters) -> the final (linear) layer.
+
+    Returns:
+        x_mean, or [x_mean, x_log_sigma]; float32.
+    """
+    raw = make_layer(2 * channels if pixel else channels)(features)
+    if not pixel:
+        return layers.Activation("sigmoid", dtype="float32", name="x_mean")(raw)
+    mean_logits, log_sigma = ops.split(raw, 2, axis=-1)
+    x_mean = layers.Activation("sigmoid", dtype="float32", name="x_mean")(
+        mean_logits
+    )
+    x_log_sigma = layers.Activation(
+        "linear", dtype="float32", name="x_log_sigma"
+    )(log_sigma)
+    return [x_mean, x_log_sigma]
+
+
+def vector_output(features, dims, pixel, dtype, name="x_mean"):
+    """A linear Dense head for vector data, with a per-dimension log sigma
+    for `pixel` (twice the units). Float32 outputs."""
+    raw = layers.Dense(2 * dims if pixel else dims, name=name, dtype=dtype)(
+        features
+    )
+    if not pixel:
+        return layers.Activation("linear", dtype="float32", name=f"{name}_32")(raw)
+    mean, log_sigma = ops.split(raw, 2, axis=-1)
+    return [
+        layers.Activation("linear", dtype="float32", name=f"{name}_32")(mean),
+        layers.Activation("linear", dtype="float32", name="x_log_sigma")(log_sigma),
+    ]
+
+
+def gaussian_heads(features, latent_dim):
+    """Two linear float32 Dense heads: mu and log sigma of q(z|x)."""
+    mu = layers.Dense(latent_dim, name="mu", dtype="float32")(features)
+    log_sigma = layers.Dense(latent_dim, name="log_sigma", dtype="float32")(
+        features
+    )
+    return [mu, log_sigma]

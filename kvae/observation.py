@@ -1,0 +1,187 @@
+"""Observation models p(x|z) = N(x_mean(z), gamma^2): how gamma is obtained.
+
+One layer per mode; the mode names are also the CLI values and recipe keys:
+
+- `computed`: gamma^2 = running minimum of the batch MSE (Asperti & Trentin
+  2020); non-trainable state, no gradient.
+- `learned`: a trainable scalar log gamma, initially 0 (Dai & Wipf 2019; the
+  LS-VAE of Berger & Sebag 2020).
+- `fixed`: a constant gamma = sigma (F-VAE). The mode `mse` is a shortcut for
+  sigma^2 = 1/2, under which the NLL is the plain summed squared error plus
+  a constant.
+- `pixel`: the decoder outputs a log sigma per pixel (LV-VAE).
+
+Each layer answers `log_gamma(pixel_log_sigma)` and `update_gamma(mse)`,
+which the train steps call after the optimizer step.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from kvae import losses
+
+GAMMA_MODES = ("computed", "learned", "fixed", "pixel")
+"""The observation models. `mse` is accepted as an alias of `fixed` with
+sigma^2 = 1/2 and is resolved by `resolve_gamma`."""
+
+MSE_SIGMA = math.sqrt(0.5)
+"""The sigma under which the Gaussian NLL is the plain squared error."""
+
+
+def resolve_gamma(gamma, sigma=None):
+    """Check a (gamma, sigma) pair and resolve the `mse` shortcut.
+
+    Returns:
+        (gamma, sigma): gamma one of `GAMMA_MODES`; sigma a positive float
+        for `fixed`, else None.
+
+    Raises:
+        ValueError: an unknown mode, a missing or non-positive sigma for
+            `fixed`, or a sigma given to a mode that does not use it.
+    """
+    if gamma == "mse":
+        if sigma is not None:
+            raise ValueError(
+                "gamma='mse' fixes sigma^2 = 1/2; do not also pass sigma. "
+                f"Received: sigma={sigma!r}"
+            )
+        return "fixed", MSE_SIGMA
+    if gamma not in GAMMA_MODES:
+        raise ValueError(
+            f"Unknown gamma mode {gamma!r}; expected one of "
+            f"{', '.join(GAMMA_MODES + ('mse',))}."
+        )
+    if gamma == "fixed":
+        if sigma is None:
+            raise ValueError("gamma='fixed' needs a sigma > 0.")
+        sigma = float(sigma)
+        if not (sigma > 0 and math.isfinite(sigma)):
+            raise ValueError(
+                f"sigma must be a finite number > 0. Received: sigma={sigma!r}"
+            )
+        return gamma, sigma
+    if sigma is not None:
+        raise ValueError(
+            f"sigma is only used with gamma='fixed' (or 'mse'); gamma="
+            f"{gamma!r} does not take it. Received: sigma={sigma!r}"
+        )
+    return gamma, None
+
+
+class Observation(keras.layers.Layer):
+    """Base class: a gamma that needs no decoder output and no update."""
+
+    pixel = False
+    """Whether the decoder must output a per-pixel log sigma."""
+
+    def __init__(self, **kwargs):
+        kwargs["dtype"] = "float32"  # gamma stays float32 under mixed precision
+        super().__init__(**kwargs)
+
+    def log_gamma(self, pixel_log_sigma=None):
+        """The log standard deviation of p(x|z), float32."""
+        raise NotImplementedError
+
+    def update_gamma(self, mse):
+        """Update the state after an optimizer step (no-op by default)."""
+
+    def call(self, pixel_log_sigma=None):
+        return self.log_gamma(pixel_log_sigma)
+
+
+@keras.saving.register_keras_serializable(package="kvae")
+class ComputedGamma(Observation):
+    """gamma = sqrt(m), m the running minimum of the batch MSE.
+
+    `gamma_square` (m) starts at 1 and after every training step becomes
+    min(m, 0.99 m + 0.01 mse) with that step's batch MSE
+    (`kvae.losses.computed_gamma_update`). It carries no gradient.
+
+    Reference: Asperti & Trentin 2020, https://arxiv.org/abs/2002.07514
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.gamma_square = self.add_weight(
+            name="gamma_square",
+            shape=(),
+            initializer="ones",
+            trainable=False,
+        )
+
+    def log_gamma(self, pixel_log_sigma=None):
+        return 0.5 * ops.log(ops.stop_gradient(self.gamma_square))
+
+    def update_gamma(self, mse):
+        self.gamma_square.assign(
+            losses.computed_gamma_update(self.gamma_square, mse)
+        )
+
+
+@keras.saving.register_keras_serializable(package="kvae")
+class LearnedGamma(Observation):
+    """A trainable scalar log gamma, initially 0 (gamma = 1), no clamp.
+
+    Reference: Dai & Wipf 2019, https://arxiv.org/abs/1903.05789; the
+    LS-VAE of Berger & Sebag 2020, https://arxiv.org/abs/2003.01972
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.log_gamma_variable = self.add_weight(
+            name="log_gamma",
+            shape=(),
+            initializer="zeros",
+            trainable=True,
+        )
+
+    def log_gamma(self, pixel_log_sigma=None):
+        return ops.convert_to_tensor(self.log_gamma_variable)
+
+
+@keras.saving.register_keras_serializable(package="kvae")
+class FixedGamma(Observation):
+    """A constant gamma = sigma (F-VAE of Berger & Sebag 2020)."""
+
+    def __init__(self, sigma, **kwargs):
+        super().__init__(**kwargs)
+        _, self.sigma = resolve_gamma("fixed", sigma)
+
+    def log_gamma(self, pixel_log_sigma=None):
+        return ops.convert_to_tensor(math.log(self.sigma), dtype="float32")
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma}
+
+
+@keras.saving.register_keras_serializable(package="kvae")
+class PixelGamma(Observation):
+    """gamma_i(z) = exp(log sigma_i(z)) from the decoder (LV-VAE).
+
+    Reference: Berger & Sebag 2020, Eq. (11).
+    """
+
+    pixel = True
+
+    def log_gamma(self, pixel_log_sigma=None):
+        if pixel_log_sigma is None:
+            raise ValueError("gamma='pixel' needs the decoder's log sigma.")
+        return ops.cast(pixel_log_sigma, "float32")
+
+
+_OBSERVATIONS = {
+    "computed": ComputedGamma,
+    "learned": LearnedGamma,
+    "fixed": FixedGamma,
+    "pixel": PixelGamma,
+}
+
+
+def get(gamma, sigma=None, name="observation"):
+    """The observation layer for a gamma mode (see `GAMMA_MODES`)."""
+    gamma, sigma = resolve_gamma(gamma, sigma)
+    if gamma == "fixed":
+        return FixedGamma(sigma, name=name)
+    return _OBSERVATIONS[gamma](name=name)
