@@ -148,6 +148,13 @@ class VAE(keras.Model):
             optimizer = keras.optimizers.Adam(learning_rate=1e-4, epsilon=1e-8)
         super().compile(optimizer=optimizer, **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras skips compiling on load when `compile` is overridden; without
+        # this the optimizer state (iterations, moments, loss scale) is lost.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        self.optimizer.build(self.trainable_variables)
+
     @property
     def metrics(self):
         return self.trackers

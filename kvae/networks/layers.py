@@ -1,5 +1,7 @@
 """Building blocks shared by the networks, with the originals' constants."""
 
+import math
+
 import keras
 from keras import layers, ops
 
@@ -7,14 +9,78 @@ BN_EPSILON = 1e-5
 """Batch-norm epsilon of the originals (Keras default: 1e-3)."""
 
 BN_MOMENTUM = 0.999
-"""Batch-norm moving-average decay of the originals (Keras default: 0.99).
-The originals' moving averages are zero-debiased; Keras's are not, which only
-matters for inference after very few steps."""
+"""Batch-norm moving-average decay of the originals (Keras default: 0.99)."""
+
+
+def debiased_moving_average(average, value, momentum, count):
+    """One update of a zero-debiased exponential moving average.
+
+    With the biased average b_t = m b_{t-1} + (1 - m) x_t, b_0 = 0, the
+    debiased one is d_t = b_t / (1 - m^t) (Adam's bias correction, Kingma &
+    Ba 2015, Sec. 3; TensorFlow's `assign_moving_average(zero_debias=True)`,
+    which the originals' batch norm uses). In terms of d alone:
+
+        d_t = [m (1 - m^(t-1)) d_(t-1) + (1 - m) x_t] / (1 - m^t)
+
+    so d_1 = x_1 and the initial value is ignored.
+
+    Args:
+        average: d_{t-1}. value: x_t. momentum: m in (0, 1).
+        count: t - 1, the number of earlier updates (float).
+
+    Returns:
+        d_t.
+    """
+    log_momentum = math.log(momentum)
+    # 1 - m^t as -expm1(t log m): exact in float32 where 1 - 0.999^t is not.
+    kept = momentum * -ops.expm1(count * log_momentum)
+    corrected = -ops.expm1((count + 1.0) * log_momentum)
+    return (kept * average + (1.0 - momentum) * value) / corrected
+
+
+@keras.saving.register_keras_serializable(package="kvae")
+class DebiasedBatchNormalization(layers.BatchNormalization):
+    """Batch normalization whose moving statistics are zero-debiased, as the
+    originals' (see `debiased_moving_average`). With momentum 0.999, Keras's
+    plain moving averages still weigh their initial 0 and 1 by 0.999^t (74 %
+    after 300 steps), which makes inference after a short run poor.
+    Renormalization and masks are not supported."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.update_count = self.add_weight(
+            name="update_count", shape=(), initializer="zeros", trainable=False,
+            dtype="float32",
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable):
+            return super().call(inputs, training=False)
+        inputs = ops.cast(inputs, backend_result_type(inputs.dtype))
+        mean, variance = self._moments(inputs, None)
+        count = ops.cast(self.update_count, inputs.dtype)
+        for moving, batch_value in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            moving.assign(debiased_moving_average(
+                ops.cast(moving, inputs.dtype), batch_value, self.momentum, count))
+        self.update_count.assign(self.update_count + 1.0)
+        outputs = ops.batch_normalization(
+            x=inputs, mean=mean, variance=variance, axis=self.axis,
+            offset=None if self.beta is None else ops.cast(self.beta, inputs.dtype),
+            scale=None if self.gamma is None else ops.cast(self.gamma, inputs.dtype),
+            epsilon=self.epsilon,
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+
+def backend_result_type(dtype):
+    """float32 at least: batch norm upcasts float16 inputs, as Keras's."""
+    return keras.backend.result_type(dtype, "float32")
 
 
 def batch_norm(name, dtype):
-    """BatchNormalization with the originals' epsilon and momentum."""
-    return layers.BatchNormalization(
+    """Zero-debiased batch normalization with the originals' epsilon and
+    momentum."""
+    return DebiasedBatchNormalization(
         epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype
     )
 

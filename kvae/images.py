@@ -1,0 +1,42 @@
+"""Image grids a person can look at."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images):
+    """Float images in [0, 1] (clipped here, and only here) to uint8."""
+    images = np.asarray(images, dtype=np.float32)
+    return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def grid(images, columns, padding=2):
+    """Tile images (N, H, W, C) into one uint8 array, row by row, with a
+    white `padding`; unfilled cells stay white. C is 1 or 3."""
+    images = to_uint8(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"grid takes images (N, H, W, 1 or 3). Received: shape={images.shape}")
+    count, height, width, channels = images.shape
+    rows = -(-count // columns)
+    canvas = np.full(
+        (rows * (height + padding) + padding, columns * (width + padding) + padding, channels),
+        255, np.uint8,
+    )
+    for index, image in enumerate(images):
+        top = padding + (index // columns) * (height + padding)
+        left = padding + (index % columns) * (width + padding)
+        canvas[top:top + height, left:left + width] = image
+    return canvas
+
+
+def save_grid(images, path, columns, scale=1):
+    """Write a PNG grid of `images`; `scale` enlarges it (nearest)."""
+    canvas = grid(images, columns)
+    picture = Image.fromarray(canvas[..., 0] if canvas.shape[-1] == 1 else canvas)
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    return Path(path)

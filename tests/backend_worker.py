@@ -1,0 +1,110 @@
+"""Runs one kvae job in a fresh process on the backend named by
+KERAS_BACKEND, for tests that need a new process or the JAX backend.
+Prints one JSON object as its last line.
+
+Commands:
+  outputs MODEL INPUTS OUT: load MODEL with kvae.load (or plain Keras after
+      `import kvae` when OUT ends in .plain.npz), save encode / decode /
+      reconstruct outputs on the arrays of INPUTS (x, z) and the training
+      state to OUT.
+  gradients MODEL INPUTS OUT: loss terms and gradients of one training-mode
+      pass on (x, noise) from INPUTS, saved to OUT.
+  replay OUT_DIR GAMMA: train a tiny ResNet VAE with train_on_batch on fixed
+      batches, save the step MSEs, the gamma state and the model.
+  resume MODEL: load with the optimizer and train one more step.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _state(model):
+    observation = model.observation
+    state = {"iterations": int(model.optimizer.iterations.numpy()
+                               if hasattr(model.optimizer.iterations, "numpy")
+                               else model.optimizer.iterations)}
+    if hasattr(observation, "gamma_square"):
+        state["gamma_square"] = float(np.asarray(observation.gamma_square))
+    return state
+
+
+def outputs(model_path, inputs_path, out_path):
+    import keras
+    import kvae
+
+    plain = out_path.endswith(".plain.npz")
+    model = (keras.saving.load_model(model_path, compile=False) if plain
+             else kvae.load(model_path, compile=False))
+    inputs = np.load(inputs_path)
+    mu, log_sigma = model.encode(inputs["x"])
+    decoded = model.decode(inputs["z"])
+    if isinstance(decoded, (list, tuple)):
+        decoded = decoded[0]
+    np.savez(
+        out_path,
+        mu=keras.ops.convert_to_numpy(mu),
+        log_sigma=keras.ops.convert_to_numpy(log_sigma),
+        decoded=keras.ops.convert_to_numpy(decoded),
+        reconstruction=keras.ops.convert_to_numpy(model.reconstruct(inputs["x"])),
+    )
+    return {"class": type(model).__name__, "gamma": model.gamma()}
+
+
+def gradients(model_path, inputs_path, out_path):
+    import keras
+    import kvae
+
+    model = kvae.load(model_path, compile=False)
+    inputs = np.load(inputs_path)
+    terms, grads = model.loss_and_gradients(inputs["x"], noise=inputs["noise"])
+    arrays = {f"grad_{i}": keras.ops.convert_to_numpy(g) for i, g in enumerate(grads)}
+    arrays.update({k: keras.ops.convert_to_numpy(v) for k, v in terms.items()})
+    np.savez(out_path, **arrays)
+    return {"paths": [v.path for v in model.trainable_variables]}
+
+
+def replay(out_dir, gamma):
+    import keras
+    from helpers import random_images, tiny_resnet
+
+    model = tiny_resnet(gamma, seed=3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8))
+    batches = [random_images(8, seed=s) for s in range(4)]
+    mses, gamma_squares, logs = [], [], []
+    for step in range(12):
+        log = model.train_on_batch(batches[step % 4], return_dict=True)
+        mses.append(float(log["mse"]))
+        logs.append({k: float(v) for k, v in log.items()})
+        if gamma == "computed":
+            gamma_squares.append(float(np.asarray(model.observation.gamma_square)))
+    out_dir = Path(out_dir)
+    model.save(out_dir / "model.keras")
+    return {"mses": mses, "gamma_squares": gamma_squares, "logs": logs,
+            "gamma": model.gamma(), **_state(model)}
+
+
+def resume(model_path):
+    import kvae
+    from helpers import random_images
+
+    model = kvae.load(model_path, compile=True)
+    before = _state(model)
+    log = model.train_on_batch(random_images(8, seed=9), return_dict=True)
+    return {"before": before, "after": _state(model),
+            "optimizer": type(model.optimizer).__name__,
+            "loss": float(log["loss"])}
+
+
+if __name__ == "__main__":
+    command, *arguments = sys.argv[1:]
+    result = {"outputs": outputs, "gradients": gradients, "replay": replay,
+              "resume": resume}[command](*arguments)
+    import keras
+
+    result["backend"] = keras.backend.backend()
+    print(json.dumps(result))

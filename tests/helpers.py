@@ -1,0 +1,43 @@
+"""Shared test helpers."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+WORKER = Path(__file__).with_name("backend_worker.py")
+
+TINY_RESNET = {"base_dim": 4, "num_scale": 2, "fc_dim": 8}
+"""A ResNet small enough for CPU tests, same layout as the real one."""
+
+
+def tiny_resnet(gamma="computed", side=8, channels=1, latent_dim=4, **kwargs):
+    import kvae
+
+    return kvae.VAE(
+        (side, side, channels), latent_dim, net="resnet",
+        net_config=TINY_RESNET, gamma=gamma, **kwargs,
+    )
+
+
+def random_images(n, side=8, channels=1, seed=0):
+    return np.random.default_rng(seed).random((n, side, side, channels)).astype("float32")
+
+
+def run_worker(backend, *args, timeout=300):
+    """Run tests/backend_worker.py in a fresh process on `backend`; return
+    the JSON object it prints last."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run(
+        [sys.executable, str(WORKER), *map(str, args)],
+        env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"worker {args} on {backend} failed:\n{result.stdout}\n{result.stderr}"
+        )
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -1,0 +1,52 @@
+"""A few hundred steps on real Fashion-MNIST (Debian's dataset-fashion-mnist).
+
+Measured when written (TensorFlow, 2-core CPU, 41 s): loss 743 -> -441
+(means of the first and last 20 steps); gamma^2 / MSE 3.2 at step 300, 1.20
+at step 600.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import kvae
+from kvae import data
+
+STEPS = 600
+BATCH = 64
+
+
+@pytest.fixture(scope="module")
+def images():
+    directory = data.default_fashion_mnist_dir()
+    if directory is None:
+        message = "Fashion-MNIST not found: apt-get install dataset-fashion-mnist"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs it; never skip there
+        pytest.skip(message)
+    pixels = data.load_idx_images(directory, "train")
+    assert pixels.shape == (60000, 28, 28, 1) and pixels.dtype == np.uint8
+    return pixels[: STEPS * BATCH].astype("float32") / 255.0
+
+
+@pytest.mark.slow
+def test_computed_gamma_training_lowers_the_loss_and_tracks_the_mse(images):
+    model = kvae.VAE((28, 28, 1), 16, net="infogan", gamma="computed", seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8))
+    losses, mses, gamma_squares = [], [], []
+    for step in range(STEPS):
+        logs = model.train_on_batch(images[step * BATCH:(step + 1) * BATCH], return_dict=True)
+        losses.append(float(logs["loss"]))
+        mses.append(float(logs["mse"]))
+        gamma_squares.append(float(np.asarray(model.observation.gamma_square)))
+
+    assert np.all(np.isfinite(losses))
+    assert np.mean(losses[-50:]) < np.mean(losses[:50]) - 500
+    assert np.mean(mses[-50:]) < 0.5 * np.mean(mses[:50])
+    ratio_half = gamma_squares[STEPS // 2 - 1] / np.mean(mses[STEPS // 2 - 100: STEPS // 2])
+    ratio_end = gamma_squares[-1] / np.mean(mses[-100:])
+    assert ratio_end < ratio_half
+    assert 0.8 < ratio_end < 1.5, f"gamma^2 / mse = {ratio_end:.3f}"
+    assert model.gamma() ** 2 == pytest.approx(gamma_squares[-1], rel=1e-6)

@@ -1,0 +1,211 @@
+"""The VAE model: configuration checks, gamma modes, mixed precision, API."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kvae
+from helpers import random_images, tiny_resnet
+
+
+def replay_computed_gamma(mses):
+    """The Asperti & Trentin rule, replayed in NumPy from the step MSEs."""
+    m, history = 1.0, []
+    for mse in mses:
+        m = min(m, 0.99 * m + 0.01 * mse)
+        history.append(m)
+    return history
+
+
+# -- configuration errors ----------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    ({"gamma": "banana"}, r"'banana'.*computed, learned, fixed, pixel"),
+    ({"gamma": "fixed", "sigma": -0.5}, r"sigma=-0\.5"),
+    ({"gamma": "fixed", "sigma": 0.0}, r"sigma=0\.0"),
+    ({"gamma": "fixed"}, r"needs a sigma"),
+    ({"gamma": "learned", "sigma": 0.3}, r"only used with gamma='fixed'"),
+    ({"gamma": "mse", "sigma": 0.3}, r"sigma\^2 = 1/2"),
+    ({"latent_dim": 0}, r"latent_dim=0"),
+    ({"latent_dim": 2.5}, r"latent_dim=2\.5"),
+    ({"precision": "float64"}, r"'float64'.*float32, mixed_float16, mixed_bfloat16"),
+    ({"kl_weight": -1}, r"kl_weight=-1"),
+    ({"data_shape": (28, 28, 1)}, r"power of\s+two.*28"),
+    ({"data_shape": (24, 24, 3)}, r"power of\s+two.*24"),
+])
+def test_bad_configuration_raises_value_error(kwargs, pattern):
+    arguments = {"data_shape": (8, 8, 1), "latent_dim": 4, "net": "resnet",
+                 "net_config": {"base_dim": 4, "num_scale": 2, "fc_dim": 8}}
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=pattern):
+        kvae.VAE(**arguments)
+
+
+def test_mse_is_fixed_sigma_square_root_of_one_half():
+    model = tiny_resnet("mse")
+    assert model.gamma_mode == "fixed"
+    assert model.sigma == pytest.approx(math.sqrt(0.5))
+    assert model.get_config()["gamma"] == "fixed"
+
+
+# -- gamma modes -------------------------------------------------------------
+
+def test_computed_gamma_follows_the_rule_on_tensorflow(tmp_path):
+    model = tiny_resnet("computed", seed=3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8))
+    batches = [random_images(8, seed=s) for s in range(4)]
+    mses, states = [], []
+    for step in range(12):
+        logs = model.train_on_batch(batches[step % 4], return_dict=True)
+        mses.append(float(logs["mse"]))
+        states.append(float(np.asarray(model.observation.gamma_square)))
+    np.testing.assert_allclose(states, replay_computed_gamma(mses), rtol=1e-6)
+    assert all(b <= a for a, b in zip([1.0] + states, states))
+    assert states[-1] < 1.0
+    assert model.gamma() == pytest.approx(math.sqrt(states[-1]), rel=1e-6)
+
+    model.save(tmp_path / "computed.keras")
+    loaded = kvae.load(tmp_path / "computed.keras")
+    assert float(np.asarray(loaded.observation.gamma_square)) == states[-1]
+
+
+def test_computed_gamma_follows_the_rule_on_jax(tmp_path):
+    from helpers import run_worker
+
+    result = run_worker("jax", "replay", tmp_path, "computed")
+    assert result["backend"] == "jax"
+    np.testing.assert_allclose(result["gamma_squares"], replay_computed_gamma(result["mses"]), rtol=1e-6)
+    assert result["iterations"] == 12
+    # The JAX checkpoint loads on TensorFlow with the same gamma state.
+    loaded = kvae.load(tmp_path / "model.keras")
+    assert float(np.asarray(loaded.observation.gamma_square)) == result["gamma_square"]
+
+
+def test_learned_gamma_receives_its_analytic_gradient_and_moves():
+    model = tiny_resnet("learned")
+    model.compile()
+    x = random_images(8)
+    terms, gradients = model.loss_and_gradients(x)
+    index = [v.path for v in model.trainable_variables].index("observation/log_gamma")
+    # d recon / d log gamma = D (1 - mse / gamma^2), at gamma = 1: D (1 - mse).
+    dims = 8 * 8 * 1
+    expected = dims * (1.0 - float(terms["mse"]))
+    np.testing.assert_allclose(float(gradients[index]), expected, rtol=1e-4)
+    before = float(np.asarray(model.observation.log_gamma_variable))
+    model.train_on_batch(x)
+    assert float(np.asarray(model.observation.log_gamma_variable)) != before
+
+
+@pytest.mark.parametrize("gamma", ["computed", "fixed"])
+def test_computed_and_fixed_gamma_receive_no_gradient(gamma):
+    model = tiny_resnet(gamma, sigma=0.2 if gamma == "fixed" else None)
+    model.compile()
+    assert model.observation.trainable_variables == []
+    assert not any(v.path.startswith("observation/") for v in model.trainable_variables)
+    if gamma == "computed":
+        with tf.GradientTape() as tape:
+            loss = model.compute_terms(random_images(4), training=True)["loss"]
+        assert tape.gradient(loss, model.observation.gamma_square.value) is None
+    else:
+        model.fit(random_images(16), batch_size=8, epochs=1, verbose=0)
+        assert model.gamma() == pytest.approx(0.2)
+
+
+def test_pixel_gamma_comes_from_the_decoder():
+    model = tiny_resnet("pixel")
+    x_mean, log_sigma = model.decode(np.zeros((2, 4), "float32"))
+    assert x_mean.shape == log_sigma.shape == (2, 8, 8, 1)
+    assert model.gamma() is None
+    assert model.decoder.output[0].shape == (None, 8, 8, 1)
+
+
+def test_kl_weight_scales_the_kl_term():
+    model = tiny_resnet("learned", kl_weight=4.0)
+    noise = np.random.default_rng(0).normal(size=(4, 4)).astype("float32")
+    terms = model.compute_terms(random_images(4), noise=noise)
+    np.testing.assert_allclose(float(terms["loss"]), float(terms["recon"]) + 4.0 * float(terms["kl"]), rtol=1e-6)
+
+
+def test_metrics_logged_every_step():
+    model = tiny_resnet("computed")
+    model.compile()
+    logs = model.train_on_batch(random_images(8), return_dict=True)
+    assert set(logs) == {"loss", "recon", "kl", "mse", "gamma", "active"}
+    assert 0 <= logs["active"] <= 4
+    history = model.fit(random_images(16), batch_size=8, epochs=1, verbose=0,
+                        validation_data=(random_images(8, seed=1),))
+    assert {"val_loss", "val_mse"} <= set(history.history)
+
+
+def test_default_optimizer_is_tf1_adam():
+    model = tiny_resnet()
+    model.compile()
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert model.optimizer.epsilon == 1e-8
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)
+
+
+# -- mixed precision ---------------------------------------------------------
+
+def test_mixed_float16_keeps_float32_outputs_and_scales_the_loss():
+    model = tiny_resnet("learned", precision="mixed_float16")
+    model.compile()
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.encoder.get_layer("stem").compute_dtype == "float16"
+    assert model.encoder.get_layer("stem").variable_dtype == "float32"
+    x = random_images(8)
+    for tensor in (*model.encode(x), model.decode(np.zeros((2, 4), "float32")), model.reconstruct(x)):
+        assert keras.backend.standardize_dtype(tensor.dtype) == "float32"
+    terms = model.compute_terms(x, training=True)
+    assert all(keras.backend.standardize_dtype(v.dtype) == "float32" for v in terms.values())
+    assert model.observation.log_gamma_variable.dtype == "float32"
+    history = model.fit(random_images(32), batch_size=8, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert int(model.optimizer.iterations) > 0
+
+
+def test_mixed_bfloat16_trains():
+    model = tiny_resnet("computed", precision="mixed_bfloat16")
+    model.compile()
+    assert not isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    logs = model.train_on_batch(random_images(8), return_dict=True)
+    assert np.isfinite(logs["loss"])
+    assert keras.backend.standardize_dtype(model.generate(2).dtype) == "float32"
+
+
+# -- inference API -----------------------------------------------------------
+
+def test_encode_decode_reconstruct_generate_shapes_and_seeds():
+    model = tiny_resnet("learned")
+    x = random_images(3)
+    mu, log_sigma = model.encode(x)
+    assert mu.shape == log_sigma.shape == (3, 4)
+    assert model.decode(mu).shape == (3, 8, 8, 1)
+    np.testing.assert_array_equal(model.reconstruct(x), model.reconstruct(x))
+    assert model.reconstruct(x, sample=True, seed=1).shape == (3, 8, 8, 1)
+    np.testing.assert_array_equal(model.generate(5, seed=7), model.generate(5, seed=7))
+    assert not np.array_equal(model.generate(5, seed=7), model.generate(5, seed=8))
+    samples = keras.ops.convert_to_numpy(model.generate(5, mode="sample", seed=7))
+    means = keras.ops.convert_to_numpy(model.generate(5, mode="mean", seed=7))
+    assert samples.shape == means.shape == (5, 8, 8, 1)
+    with pytest.raises(ValueError, match="'median'"):
+        model.generate(2, mode="median")
+    with pytest.raises(ValueError, match="n=0"):
+        model.generate(0)
+
+
+def test_stage2_vae_on_latent_vectors():
+    stage2 = kvae.VAE((6,), 6, net="stage2", net_config={"second_dim": 16}, gamma="learned")
+    stage2.compile()
+    z = np.random.default_rng(0).normal(size=(32, 6)).astype("float32")
+    history = stage2.fit(z, batch_size=8, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert stage2.decode(np.zeros((2, 6), "float32")).shape == (2, 6)
+
+
+def test_load_missing_file_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.keras"):
+        kvae.load(tmp_path / "nothing.keras")
