@@ -257,6 +257,15 @@ def vector_output(features, dims, pixel, dtype, name="x_mean"):
     ]
 
 
+def check_vector_shape(data_shape, net):
+    """Vector networks take examples of shape (D,)."""
+    if len(data_shape) != 1:
+        raise ValueError(
+            f"The {net} network takes vectors (D,). Received: "
+            f"data_shape={tuple(data_shape)}"
+        )
+
+
 def gaussian_heads(features, latent_dim):
     """Two linear float32 Dense heads: mu and log sigma of q(z|x)."""
     mu = layers.Dense(latent_dim, name="mu", dtype="float32")(features)

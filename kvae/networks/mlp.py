@@ -11,17 +11,9 @@ h <- h + Dense(ReLU(Dense(ReLU(h)))) at that width, a ReLU, then linear heads
 import keras
 from keras import layers
 
-from kvae.networks.layers import gaussian_heads, vector_output
+from kvae.networks.layers import check_vector_shape, gaussian_heads, vector_output
 
 DEFAULTS = {"width": 200, "num_blocks": 4}
-
-
-def _check_vector_shape(data_shape):
-    if len(data_shape) != 1:
-        raise ValueError(
-            f"The mlp network takes vectors (D,). Received: "
-            f"data_shape={tuple(data_shape)}"
-        )
 
 
 def residual_trunk(inputs, width, num_blocks, name, dtype):
@@ -37,14 +29,14 @@ def residual_trunk(inputs, width, num_blocks, name, dtype):
 
 
 def build_encoder(data_shape, latent_dim, dtype, width, num_blocks):
-    _check_vector_shape(data_shape)
+    check_vector_shape(data_shape, "mlp")
     x = keras.Input(shape=tuple(data_shape), name="x")
     h = residual_trunk(x, width, num_blocks, "enc", dtype)
     return keras.Model(x, gaussian_heads(h, latent_dim), name="encoder")
 
 
 def build_decoder(data_shape, latent_dim, dtype, pixel, width, num_blocks):
-    _check_vector_shape(data_shape)
+    check_vector_shape(data_shape, "mlp")
     z = keras.Input(shape=(latent_dim,), name="z")
     h = residual_trunk(z, width, num_blocks, "dec", dtype)
     return keras.Model(z, vector_output(h, data_shape[0], pixel, dtype), name="decoder")

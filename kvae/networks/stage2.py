@@ -11,17 +11,9 @@ Reference: Dai & Wipf 2019, Section 4 and the code's stage-2 network.
 import keras
 from keras import layers
 
-from kvae.networks.layers import gaussian_heads, vector_output
+from kvae.networks.layers import check_vector_shape, gaussian_heads, vector_output
 
 DEFAULTS = {"second_dim": 1024, "second_depth": 3}
-
-
-def _check_vector_shape(data_shape):
-    if len(data_shape) != 1:
-        raise ValueError(
-            f"The stage-2 network takes vectors (K,). Received: "
-            f"data_shape={tuple(data_shape)}"
-        )
 
 
 def _stack(inputs, width, depth, name, dtype):
@@ -33,7 +25,7 @@ def _stack(inputs, width, depth, name, dtype):
 
 def build_encoder(data_shape, latent_dim, dtype, second_dim, second_depth):
     """z -> [mu_u, log_sigma_u]."""
-    _check_vector_shape(data_shape)
+    check_vector_shape(data_shape, "stage2")
     z = keras.Input(shape=tuple(data_shape), name="z")
     h = _stack(z, second_dim, second_depth, "enc", dtype)
     return keras.Model(z, gaussian_heads(h, latent_dim), name="encoder")
@@ -41,7 +33,7 @@ def build_encoder(data_shape, latent_dim, dtype, second_dim, second_depth):
 
 def build_decoder(data_shape, latent_dim, dtype, pixel, second_dim, second_depth):
     """u -> z_hat (linear), or [z_hat, log_sigma] per dimension."""
-    _check_vector_shape(data_shape)
+    check_vector_shape(data_shape, "stage2")
     u = keras.Input(shape=(latent_dim,), name="u")
     h = _stack(u, second_dim, second_depth, "dec", dtype)
     outputs = vector_output(h, data_shape[0], pixel, dtype)
