@@ -25,9 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 def _state(model):
     observation = model.observation
-    state = {"iterations": int(model.optimizer.iterations.numpy()
-                               if hasattr(model.optimizer.iterations, "numpy")
-                               else model.optimizer.iterations)}
+    state = {"iterations": int(np.asarray(model.optimizer.iterations))}
     if hasattr(observation, "gamma_square"):
         state["gamma_square"] = float(np.asarray(observation.gamma_square))
     return state

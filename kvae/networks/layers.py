@@ -56,7 +56,8 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable):
             return super().call(inputs, training=False)
-        inputs = ops.cast(inputs, backend_result_type(inputs.dtype))
+        # float32 at least: batch norm upcasts 16-bit inputs, as Keras's does.
+        inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
         mean, variance = self._moments(inputs, None)
         count = ops.cast(self.update_count, inputs.dtype)
         for moving, batch_value in ((self.moving_mean, mean), (self.moving_variance, variance)):
@@ -70,11 +71,6 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
             epsilon=self.epsilon,
         )
         return ops.cast(outputs, self.compute_dtype)
-
-
-def backend_result_type(dtype):
-    """float32 at least: batch norm upcasts float16 inputs, as Keras's."""
-    return keras.backend.result_type(dtype, "float32")
 
 
 def batch_norm(name, dtype):
