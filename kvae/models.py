@@ -13,11 +13,6 @@ NLL term, the KL term, the batch MSE, the mean gamma, and the number of
 active latents in the batch (mean sigma^2 < 0.8)."""
 
 
-def _check_positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
-
-
 @keras.saving.register_keras_serializable(package="kvae")
 class VAE(keras.Model):
     """A Gaussian VAE whose observation noise gamma is computed, learned,
@@ -90,7 +85,7 @@ class VAE(keras.Model):
                 f"{', '.join(PRECISIONS)}."
             )
         super().__init__(dtype=precision, **kwargs)
-        _check_positive_int("latent_dim", latent_dim)
+        networks.check_positive_int("latent_dim", latent_dim)
         data_shape = tuple(int(d) for d in data_shape)
         if not data_shape or min(data_shape) < 1:
             raise ValueError(
@@ -262,7 +257,7 @@ class VAE(keras.Model):
                 not clipped.
             seed: int or None; the same seed gives the same output.
         """
-        _check_positive_int("n", n)
+        networks.check_positive_int("n", n)
         if mode not in ("mean", "sample"):
             raise ValueError(f"Unknown mode {mode!r}; expected 'mean' or 'sample'.")
         seed_generator = keras.random.SeedGenerator(seed)

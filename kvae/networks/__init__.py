@@ -20,6 +20,12 @@ _MODULES = {"resnet": resnet, "infogan": infogan, "mlp": mlp, "stage2": stage2}
 NETWORKS = tuple(_MODULES)
 
 
+def check_positive_int(name, value):
+    """Raise a ValueError naming `name` unless `value` is an int >= 1."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
+
+
 def resolve_config(net, net_config=None):
     """The network's full hyper-parameters: its defaults updated by
     `net_config`. Unknown networks or keys raise a ValueError."""
@@ -38,11 +44,7 @@ def resolve_config(net, net_config=None):
         )
     config = {**defaults, **net_config}
     for key, value in config.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(
-                f"Network option {key} must be a positive integer. "
-                f"Received: {key}={value!r}"
-            )
+        check_positive_int(key, value)
     return config
 
 
