@@ -34,22 +34,12 @@ def _state(model):
 def outputs(model_path, inputs_path, out_path):
     import keras
     import kvae
+    from helpers import model_outputs
 
     plain = out_path.endswith(".plain.npz")
     model = (keras.saving.load_model(model_path, compile=False) if plain
              else kvae.load(model_path, compile=False))
-    inputs = np.load(inputs_path)
-    mu, log_sigma = model.encode(inputs["x"])
-    decoded = model.decode(inputs["z"])
-    if isinstance(decoded, (list, tuple)):
-        decoded = decoded[0]
-    np.savez(
-        out_path,
-        mu=keras.ops.convert_to_numpy(mu),
-        log_sigma=keras.ops.convert_to_numpy(log_sigma),
-        decoded=keras.ops.convert_to_numpy(decoded),
-        reconstruction=keras.ops.convert_to_numpy(model.reconstruct(inputs["x"])),
-    )
+    np.savez(out_path, **model_outputs(model, np.load(inputs_path)))
     return {"class": type(model).__name__, "gamma": model.gamma()}
 
 

@@ -27,6 +27,22 @@ def random_images(n, side=8, channels=1, seed=0):
     return np.random.default_rng(seed).random((n, side, side, channels)).astype("float32")
 
 
+def model_outputs(model, inputs):
+    """encode / decode / reconstruct on inputs["x"], inputs["z"] as NumPy;
+    called in the same order in and out of process, since the InfoGAN's
+    spectral-norm state moves on every forward pass."""
+    from keras import ops
+
+    mu, log_sigma = model.encode(inputs["x"])
+    decoded = model.decode(inputs["z"])
+    if isinstance(decoded, (list, tuple)):
+        decoded = decoded[0]
+    reconstruction = model.reconstruct(inputs["x"])
+    return {key: ops.convert_to_numpy(value) for key, value in
+            {"mu": mu, "log_sigma": log_sigma, "decoded": decoded,
+             "reconstruction": reconstruction}.items()}
+
+
 def run_worker(backend, *args, timeout=300):
     """Run tests/backend_worker.py in a fresh process on `backend`; return
     the JSON object it prints last."""
