@@ -40,3 +40,32 @@ def save_grid(images, path, columns, scale=1):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return Path(path)
+
+
+SCATTER_COLORS = {"data": (31, 119, 180), "reconstruction": (255, 127, 14),
+                  "sample": (44, 160, 44)}
+
+
+def save_scatter(point_sets, path, size=320, margin=12):
+    """Write a PNG scatter plot of 2-D points (the first two coordinates of
+    higher-dimensional ones): `point_sets` maps a label of SCATTER_COLORS to
+    an (N, D) array; all sets share one square frame, drawn in order."""
+    from PIL import ImageDraw
+
+    arrays = {label: np.asarray(points, np.float32)[:, :2] for label, points in point_sets.items()}
+    every = np.concatenate(list(arrays.values()))
+    every = every[np.isfinite(every).all(axis=1)]
+    low, high = (every.min(axis=0), every.max(axis=0)) if len(every) else (np.zeros(2), np.ones(2))
+    center, half = (low + high) / 2.0, max(float((high - low).max()) / 2.0, 1e-6)
+    picture = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    scale = (size / 2.0 - margin) / half
+    for label, points in arrays.items():
+        color = SCATTER_COLORS[label]
+        for x, y in points[np.isfinite(points).all(axis=1)]:
+            column = size / 2.0 + (x - center[0]) * scale
+            row = size / 2.0 - (y - center[1]) * scale
+            draw.rectangle((column - 1, row - 1, column + 1, row + 1), fill=color)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    return Path(path)

@@ -275,3 +275,12 @@ def _policy_name(dtype):
     if hasattr(dtype, "name"):
         return dtype.name
     return str(dtype)
+
+
+def generate_two_stage(stage1, stage2, n, seed=None):
+    """Two-stage generation (Dai & Wipf 2019, Sec. 3.2): u ~ N(0, I), z_hat =
+    the stage-2 decoder mean at u, x = the stage-1 decoder mean at z_hat."""
+    networks.check_positive_int("n", n)
+    u = keras.random.normal((n, stage2.latent_dim), seed=keras.random.SeedGenerator(seed))
+    z_hat = stage2._decode_with_log_gamma(u)[0]
+    return stage1._decode_with_log_gamma(z_hat)[0]

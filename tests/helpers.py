@@ -1,5 +1,6 @@
 """Shared test helpers."""
 
+import gzip
 import json
 import os
 import subprocess
@@ -57,3 +58,11 @@ def run_worker(backend, *args, timeout=300):
             f"worker {args} on {backend} failed:\n{result.stdout}\n{result.stderr}"
         )
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def write_idx(path, array):
+    """Write `array` as a uint8 idx file (gzipped when the name ends in .gz)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())

@@ -20,7 +20,7 @@ BATCH = 64
 
 @pytest.fixture(scope="module")
 def images():
-    directory = data.default_fashion_mnist_dir()
+    directory = data.idx_folder("fashion_mnist", None)
     if directory is None:
         message = "Fashion-MNIST not found: apt-get install dataset-fashion-mnist"
         if os.environ.get("CI"):

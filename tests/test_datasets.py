@@ -1,0 +1,185 @@
+"""Datasets and tf.data pipelines: CelebA preprocessing against PIL, tfds
+loading under tfds.testing.mock_data, image folders, synthetic data and the
+stage-2 latent batches."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from kvae import data
+
+
+def pil_celeba(face):
+    """The originals' preprocessing written with PIL: crop [45:173, 25:153],
+    resize to 64x64 with BILINEAR (scipy.misc.imresize's default)."""
+    crop = face[45:173, 25:153]
+    return np.asarray(Image.fromarray(crop).resize((64, 64), Image.BILINEAR))
+
+
+@pytest.mark.parametrize("kind", ["noise", "smooth"])
+def test_celeba_crop_and_resize_equal_pil_within_one_grey_level(kind):
+    rng = np.random.default_rng(3)
+    if kind == "noise":
+        face = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
+    else:
+        rows, columns = np.meshgrid(np.arange(218), np.arange(178), indexing="ij")
+        face = np.stack([127 + 120 * np.sin(rows / 7.0 + c) * np.cos(columns / 11.0)
+                         for c in range(3)], axis=-1).round().astype(np.uint8)
+    ours = data.celeba_crop_resize(tf.constant(face)).numpy()
+    assert ours.shape == (64, 64, 3) and ours.dtype == np.uint8
+    difference = np.abs(ours.astype(int) - pil_celeba(face).astype(int))
+    assert difference.max() <= 1
+    # Plain bilinear (no antialias) is a different filter: it must not pass.
+    plain = tf.image.resize(face[45:173, 25:153], (64, 64), method="bilinear").numpy()
+    if kind == "noise":
+        assert np.abs(plain - pil_celeba(face)).max() > 1
+
+
+def test_celeba_from_tfds_uses_the_official_partition(monkeypatch):
+    splits = []
+    real_load = tfds.load
+
+    def recording_load(name, split, **kwargs):
+        splits.append((name, split))
+        return real_load(name, split=split, **kwargs)
+
+    monkeypatch.setattr(tfds, "load", recording_load)
+    with tfds.testing.mock_data(num_examples=5):
+        dataset = data.load("celeba")
+    assert splits == [("celeb_a", "train"), ("celeb_a", "validation")]
+    assert dataset.train.shape == (5, 64, 64, 3) and dataset.train.dtype == np.uint8
+    assert dataset.shape == data.data_shape("celeba") == (64, 64, 3)
+
+
+def test_celeba_download_failure_says_how_to_place_the_files(monkeypatch, tmp_path):
+    def failing_load(*args, **kwargs):
+        raise ConnectionError("Google Drive quota exceeded")
+
+    monkeypatch.setattr(tfds, "load", failing_load)
+    with pytest.raises(data.DataError) as raised:
+        data.load("celeba", data_dir=tmp_path)
+    message = str(raised.value)
+    assert "\n" not in message and "ConnectionError" in message
+    assert str(tmp_path / "downloads" / "manual") in message
+    assert "img_align_celeba.zip" in message and "list_eval_partition.txt" in message
+
+
+@pytest.mark.parametrize("name,shape", [("cifar10", (32, 32, 3)), ("mnist", (28, 28, 1)),
+                                        ("fashion_mnist", (28, 28, 1))])
+def test_tfds_image_datasets_under_mock_data(name, shape, monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
+    monkeypatch.delenv("KVAE_DATA_DIR", raising=False)
+    with tfds.testing.mock_data(num_examples=7):
+        dataset = data.load(name, data_dir=tmp_path)
+    assert dataset.train.shape == (7, *shape) and dataset.validation.shape == (7, *shape)
+    assert dataset.shape == data.data_shape(name)
+
+
+def test_training_batches_shuffle_drop_the_remainder_and_scale_to_unit_range():
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * 20
+    dataset = data.Dataset("toy", images, images[:3])
+    assert dataset.steps_per_epoch(4) == 2
+    batches = [batch.numpy() for batch in dataset.train_batches(4, seed=0).take(6)]
+    assert all(batch.shape == (4, 1, 1, 1) and batch.dtype == np.float32 for batch in batches)
+    epochs = [np.concatenate(batches[i:i + 2]).ravel() for i in (0, 2, 4)]
+    for epoch in epochs:  # 8 distinct examples of 10 in each pass of two batches
+        assert len(set(epoch.tolist())) == 8
+        assert set(np.round(epoch * 255).astype(int).tolist()) <= set(range(0, 200, 20))
+    assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every pass
+    validation = np.concatenate([b.numpy() for b in dataset.validation_batches(2)])
+    np.testing.assert_allclose(validation.ravel(), images[:3].ravel() / 255.0)
+    with pytest.raises(data.DataError, match="fewer than one batch"):
+        dataset.steps_per_epoch(11)
+
+
+def test_image_folder_crops_resizes_and_holds_out_a_tenth(tmp_path):
+    rng = np.random.default_rng(0)
+    pictures = []
+    for index in range(12):
+        size = (40 + index, 30) if index % 2 else (30, 50)  # (width, height)
+        pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        pictures.append(pixels)
+        folder = tmp_path / ("a" if index < 6 else "b/c")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(folder / f"{index:02d}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    dataset = data.load(f"imagefolder:{tmp_path}", image_size=16)
+    assert dataset.train.shape == (11, 16, 16, 3) and dataset.validation.shape == (1, 16, 16, 3)
+    # Each image is the centred square resized with PIL BILINEAR.
+    expected = []
+    for pixels in pictures:
+        height, width = pixels.shape[:2]
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        square = Image.fromarray(pixels[top:top + side, left:left + side])
+        expected.append(np.asarray(square.resize((16, 16), Image.BILINEAR)))
+    every = np.concatenate([dataset.train, dataset.validation])
+    assert sorted(map(bytes, every)) == sorted(map(bytes, expected))
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(data.DataError, match="no images"):
+        data.load(f"imagefolder:{tmp_path}")
+    with pytest.raises(data.DataError, match="not a readable folder"):
+        data.load(f"imagefolder:{tmp_path / 'missing'}")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "fine.png")
+    with pytest.raises(data.DataError, match="cannot read .*broken.png"):
+        data.load(f"imagefolder:{tmp_path}")
+
+
+def test_unknown_names_and_unreadable_data_dirs(tmp_path):
+    with pytest.raises(data.DataError, match="Unknown dataset 'svhn'"):
+        data.load("svhn")
+    with pytest.raises(data.DataError, match="not a readable folder"):
+        data.load("mnist", data_dir=tmp_path / "missing")
+
+
+def test_sphere_points_lie_on_the_sphere_uniformly():
+    points = data.sample_sphere(np.random.default_rng(0), 20000, dim=8, radius=2.5)
+    assert points.shape == (20000, 8) and points.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(points, axis=1), 2.5, rtol=1e-5)
+    # Uniform on S_7(R): mean 0 and covariance R^2 / D * I.
+    assert np.abs(points.mean(axis=0)).max() < 0.05
+    np.testing.assert_allclose(np.cov(points.T), np.eye(8) * 2.5 ** 2 / 8, atol=0.03)
+
+
+def test_manifold2d_has_three_noise_levels():
+    points = data.sample_manifold2d(np.random.default_rng(0), 60000)
+    assert points.shape == (60000, 2) and points.dtype == np.float32
+    residual = points[:, 1] - 0.6 * np.sin(np.pi * points[:, 0])
+    spreads = {}
+    for name, (low, high) in {"moderate": (-0.9, -0.45), "small": (-0.25, 0.25),
+                              "large": (0.45, 0.9)}.items():
+        inside = (points[:, 0] > low) & (points[:, 0] < high)
+        # The median absolute residual: robust to the few points that the
+        # noise carries across a region boundary.
+        spreads[name] = np.median(np.abs(residual[inside]))
+    assert spreads["small"] < 0.5 * spreads["moderate"] < 0.5 * spreads["large"]
+    assert spreads["small"] < 0.01 and spreads["large"] > 0.05
+
+
+def test_synthetic_batches_are_fresh_every_step():
+    dataset = data.load("sphere", dim=3, radius=1.0, seed=1)
+    first, second = [b.numpy() for b in dataset.train_batches(50, seed=4).take(2)]
+    assert first.shape == (50, 3) and not np.allclose(first, second)
+    again = next(iter(dataset.train_batches(50, seed=4))).numpy()
+    np.testing.assert_array_equal(first, again)  # seeded
+    assert dataset.shape == (3,) and dataset.num_train == 10000
+
+
+def test_latent_batches_draw_fresh_noise_around_the_means():
+    mu = np.repeat(np.arange(4, dtype=np.float32)[:, None], 3, axis=1)
+    log_sigma = np.full((4, 3), -30.0, np.float32)  # sigma ~ 0: z = mu
+    latents = data.LatentDataset("z", mu, log_sigma, mu[:2], log_sigma[:2])
+    batch = next(iter(latents.train_batches(4, seed=0))).numpy()
+    np.testing.assert_allclose(np.sort(batch[:, 0]), np.arange(4), atol=1e-6)
+
+    zeros = np.zeros((1000, 2), np.float32)
+    latents = data.LatentDataset("z", zeros, zeros, zeros[:10], zeros[:10])  # sigma = 1
+    first, second = [b.numpy() for b in latents.train_batches(500, seed=0).take(2)]
+    assert 0.9 < first.std() < 1.1 and not np.allclose(first, second)
+    validation = np.concatenate([b.numpy() for b in latents.validation_batches(5)])
+    assert validation.shape == (10, 2) and np.abs(validation).max() > 0

@@ -1,0 +1,297 @@
+"""The training command: recipes, bad input, every dataset end to end, the
+run folder, resume after SIGKILL, and the stop on a non-finite loss."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+import kvae
+from kvae import data, recipes, train
+
+from helpers import write_idx
+
+SMALL = ["--steps-per-epoch", "2", "--epochs", "1", "--epochs2", "1", "--batch-size", "4",
+         "--latent-dim", "3", "--second-dim", "8", "--second-depth", "1"]
+"""Options that make any recipe small enough for a CI run."""
+
+TINY_RESNET = ["--base-dim", "4", "--num-scale", "2", "--fc-dim", "8"]
+
+
+def read_rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def environment():
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow",
+            "CUDA_VISIBLE_DEVICES": ""}
+
+
+# -- recipes ----------------------------------------------------------------------
+
+# Typed from ../shared/reference/original-code.md, independently of kvae/recipes.py.
+BALANCING_CELEBA = {  # B.4 committed configuration; B.3 KL weight (2 * 64 / 64)^2
+    "net": "resnet", "latent_dim": 64, "batch_size": 100, "kl_weight": 4.0,
+    "epochs": 70, "lr": 5e-5, "lr_epochs": 60, "lr_fac": 0.5,
+    "epochs2": 140, "lr2": 5e-5, "lr_epochs2": 120, "lr_fac2": 0.5,
+    "second_dim": 4096, "second_depth": 3, "gamma": "computed", "gamma2": "computed",
+    "net_config": {"base_dim": 32, "num_scale": 4, "block_per_scale": 1,
+                   "depth_per_block": 2, "kernel_size": 3, "fc_dim": 512},
+}
+DAI_CIFAR = {  # A.5 / A.8 command-line defaults; 1000 + 2000 epochs (issue #9)
+    "net": "infogan", "latent_dim": 64, "batch_size": 64, "kl_weight": 1.0,
+    "epochs": 1000, "lr": 1e-4, "lr_epochs": 150, "lr_fac": 0.5,
+    "epochs2": 2000, "lr2": 1e-4, "lr_epochs2": 300, "lr_fac2": 0.5,
+    "second_dim": 1024, "second_depth": 3, "gamma": "learned", "gamma2": "learned",
+    "net_config": {},
+}
+
+
+@pytest.mark.parametrize("dataset,gamma,expected", [
+    ("celeba", "computed", BALANCING_CELEBA), ("cifar10", "learned", DAI_CIFAR)])
+def test_recipes_equal_the_originals_field_by_field(dataset, gamma, expected):
+    config = recipes.resolve(dataset, gamma)
+    for key, value in expected.items():
+        assert config[key] == value, key
+    assert config["steps_per_epoch"] is None  # floor(N / batch), as the originals
+
+
+def test_recipe_overrides_and_derived_values():
+    config = recipes.resolve("celeba", "computed", {"latent_dim": 128, "lr": 1e-3,
+                                                    "base_dim": 16})
+    assert config["kl_weight"] == 1.0  # (2 * 64 / 128)^2
+    assert config["lr"] == 1e-3 and config["net_config"]["base_dim"] == 16
+    assert config["epochs"] == 70
+    assert recipes.resolve("celeba", "computed", {"kl_weight": 0.5})["kl_weight"] == 0.5
+    assert recipes.resolve("cifar10", "computed")["kl_weight"] == 1.0  # (2 * 32 / 64)^2
+    assert recipes.resolve("celeba", "learned")["latent_dim"] == 128  # Dai's README command
+    pixel = recipes.resolve("celeba", "pixel")
+    assert pixel["gamma"] == "pixel" and pixel["lr_epochs"] == 40 and pixel["gamma2"] == "learned"
+    switched = recipes.resolve("celeba", "computed", {"net": "infogan"})
+    assert switched["net_config"] == {}
+    with pytest.raises(recipes.RecipeError, match="--base-dim does not apply to --net infogan"):
+        recipes.resolve("cifar10", "learned", {"base_dim": 8})
+    with pytest.raises(recipes.RecipeError, match="needs --sigma"):
+        recipes.resolve("mnist", "fixed")
+
+
+def test_learning_rate_schedule_is_the_originals_step_decay():
+    rates = [train.learning_rate(epoch, 5e-5, 0.5, 60) for epoch in (0, 59, 60, 119, 120, 185)]
+    assert rates == [5e-5, 5e-5, 2.5e-5, 2.5e-5, 1.25e-5, 5e-5 * 0.5 ** 3]
+    assert train.learning_rate(1000, 1e-3, 0.5, 0) == 1e-3
+
+
+def test_dry_run_prints_one_json_object_with_the_parameter_counts():
+    result = subprocess.run(
+        [sys.executable, "-m", "kvae.train", "celeba", "--gamma", "computed", "--dry-run"],
+        capture_output=True, text=True, timeout=300, env=environment())
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert set(output) == {"config", "params"}
+    assert output["config"]["epochs"] == 70
+    # original-code.md E: CelebA base 32, 4 scales, kappa 64; stage 2 width 4096.
+    assert output["params"]["stage1"] == {"encoder": 3333344, "decoder": 15988323}
+    assert output["params"]["stage2"] == {"encoder": 34361472, "decoder": 34095168}
+
+
+# -- bad input ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["svhn"], "Unknown dataset 'svhn'"),
+    (["mnist", "--data-dir", "{tmp}/missing"], "is not a readable folder"),
+    (["imagefolder:{tmp}"], "no images"),
+    (["mnist", "--epochs", "0"], "--epochs: must be an integer >= 1"),
+    (["mnist", "--batch-size", "-3"], "--batch-size: must be an integer >= 1"),
+    (["mnist", "--epochs2", "0"], "--epochs2: must be an integer >= 1"),
+    (["--resume", "--out", "{tmp}/nothing"], "no run to resume"),
+    (["mnist", "--gamma", "fixed"], "needs --sigma"),
+    (["cifar10", "--gamma", "learned", "--base-dim", "8"], "does not apply to --net infogan"),
+    (["mnist", "--net", "resnet"], "power of two"),
+])
+def test_bad_input_exits_2_with_one_line(arguments, message, tmp_path, capsys):
+    arguments = [argument.replace("{tmp}", str(tmp_path)) for argument in arguments]
+    assert train.main(arguments + ["--out", str(tmp_path / "run")]
+                      if "--out" not in arguments else arguments) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kvae.train: error:"), captured.err
+    assert message in lines[0]
+
+
+def test_bad_input_in_a_fresh_process_has_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "kvae.train", "mnist", "--batch-size", "0"],
+                            capture_output=True, text=True, timeout=300, env=environment())
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    # TensorFlow may print its own start-up lines first; ours is the last and only one.
+    ours = [line for line in result.stderr.splitlines() if line.startswith("kvae.train")]
+    assert ours == [result.stderr.strip().splitlines()[-1]]
+
+
+# -- every dataset, both stages --------------------------------------------------------
+
+
+def check_run(run_dir, shape, epochs=(1, 1)):
+    config = json.loads((run_dir / "config.json").read_text())
+    rows = read_rows(run_dir)
+    assert [(row["stage"], int(row["epoch"])) for row in rows] == (
+        [("1", e) for e in range(1, epochs[0] + 1)] + [("2", e) for e in range(1, epochs[1] + 1)])
+    for row in rows:
+        for column in ("loss", "mse", "kl", "gamma", "val_loss"):
+            assert np.isfinite(float(row[column])), (column, row)
+    stage1 = kvae.load(run_dir / "stage1.keras", compile=False)
+    stage2 = kvae.load(run_dir / "stage2.keras", compile=False)
+    kvae.load(run_dir / "stage1_best.keras", compile=False)
+    kvae.load(run_dir / "stage2_best.keras", compile=False)
+    assert stage1.data_shape == shape and stage2.data_shape == (config["latent_dim"],)
+    samples = np.asarray(kvae.models.generate_two_stage(stage1, stage2, 3, seed=0))
+    assert samples.shape == (3, *shape) and np.isfinite(samples).all()
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+        f"stage{s}_epoch{e:04d}.png" for s, count in (("1", epochs[0]), ("2", epochs[1]))
+        for e in range(1, count + 1)]
+    assert list((run_dir / "logs" / "stage1" / "train").glob("events.out.tfevents.*"))
+    return config
+
+
+@pytest.mark.parametrize("name,shape,extra", [
+    ("celeba", (64, 64, 3), TINY_RESNET),
+    ("cifar10", (32, 32, 3), ["--net", "infogan"]),
+    ("mnist", (28, 28, 1), []),
+    ("fashion_mnist", (28, 28, 1), []),
+])
+def test_tfds_datasets_train_both_stages(name, shape, extra, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
+    monkeypatch.delenv("KVAE_DATA_DIR", raising=False)
+    (tmp_path / "tfds").mkdir()
+    run_dir = tmp_path / "run"
+    with tfds.testing.mock_data(num_examples=8):
+        code = train.main([name, *SMALL, *extra, "--data-dir", str(tmp_path / "tfds"),
+                           "--out", str(run_dir)])
+    assert code == 0
+    check_run(run_dir, shape)
+
+
+def test_idx_files_train_both_stages(tmp_path):
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (20, 28, 28)))
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (6, 28, 28)))
+    run_dir = tmp_path / "run"
+    assert train.main(["fashion_mnist", *SMALL, "--gamma", "mse", "--data-dir", str(tmp_path),
+                       "--out", str(run_dir)]) == 0
+    config = check_run(run_dir, (28, 28, 1))
+    assert config["gamma"] == "mse"
+
+
+def test_image_folder_trains_both_stages(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "pictures").mkdir()
+    for index in range(10):
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+            tmp_path / "pictures" / f"{index}.jpg")
+    run_dir = tmp_path / "run"
+    assert train.main([f"imagefolder:{tmp_path / 'pictures'}", *SMALL, *TINY_RESNET,
+                       "--image-size", "16", "--gamma", "pixel", "--out", str(run_dir)]) == 0
+    check_run(run_dir, (16, 16, 3))
+
+
+@pytest.mark.parametrize("name,extra,shape", [
+    ("manifold2d", ["--gamma", "learned"], (2,)),
+    ("sphere", ["--gamma", "fixed", "--sigma", "0.1", "--dim", "5", "--radius", "2"], (5,)),
+])
+def test_synthetic_datasets_train_both_stages(name, extra, shape, tmp_path):
+    run_dir = tmp_path / "run"
+    assert train.main([name, *SMALL, *extra, "--out", str(run_dir)]) == 0
+    check_run(run_dir, shape)
+
+
+# -- the run folder: resume, --stage 2, non-finite loss -----------------------------------
+
+
+def test_resume_after_sigkill_in_the_third_epoch(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "kvae.train", "manifold2d", "--gamma", "computed",
+               "--epochs", "5", "--epochs2", "2", "--steps-per-epoch", "300", "--seed", "3",
+               "--out", str(run_dir)]
+    process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    state_file = run_dir / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        try:
+            if json.loads(state_file.read_text())["stage1"]["epochs_done"] >= 2:
+                break
+        except (OSError, ValueError):
+            pass
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.02)
+    time.sleep(0.3)  # inside epoch 3 (an epoch takes about a second here)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    state = json.loads(state_file.read_text())
+    assert state["stage1"]["epochs_done"] == 2, "the kill did not land in the third epoch"
+    killed_gamma = kvae.load(run_dir / "stage1.keras", compile=False).gamma()
+
+    result = subprocess.run([sys.executable, "-m", "kvae.train", "--resume", "--out",
+                             str(run_dir)], env=environment(), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout
+    rows = read_rows(run_dir)
+    assert [(row["stage"], int(row["epoch"])) for row in rows] == (
+        [("1", e) for e in range(1, 6)] + [("2", 1), ("2", 2)])
+    gammas = [float(row["gamma"]) for row in rows if row["stage"] == "1"]
+    # The computed gamma only falls: a restart from gamma = 1 would jump up.
+    assert all(later <= earlier for earlier, later in zip(gammas, gammas[1:])), gammas
+    assert gammas[2] <= killed_gamma + 1e-6
+    final = kvae.load(run_dir / "stage1.keras")
+    assert int(final.optimizer.iterations) == 5 * 300
+    assert json.loads(state_file.read_text())["pending"] == []
+
+
+def test_stage2_alone_and_continued_runs_keep_their_config(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    common = ["--steps-per-epoch", "3", "--batch-size", "8", "--out", str(run_dir)]
+    assert train.main(["manifold2d", "--stage", "1", "--epochs", "1", *common]) == 0
+    assert [row["stage"] for row in read_rows(run_dir)] == ["1"]
+    assert not (run_dir / "stage2.keras").exists()
+    assert train.main(["manifold2d", "--stage", "1", "--epochs", "1", *common]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert train.main(["--resume", "--lr", "0.5", "--out", str(run_dir)]) == 2
+    assert "--lr differs from the run's config.json" in capsys.readouterr().err
+    assert train.main(["--stage", "2", "--epochs2", "2", "--second-dim", "16",
+                       "--out", str(run_dir)]) == 0
+    rows = read_rows(run_dir)
+    assert [(row["stage"], row["epoch"]) for row in rows] == [("1", "1"), ("2", "1"), ("2", "2")]
+    assert kvae.load(run_dir / "stage2.keras").net_config["second_dim"] == 16
+    # Nothing left to do: a further --resume finishes at once.
+    assert train.main(["--resume", "--out", str(run_dir)]) == 0
+    assert len(read_rows(run_dir)) == 3
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    def exploding(epoch, lr, lr_fac, lr_epochs):
+        return lr if epoch < 1 else 1e30
+
+    monkeypatch.setattr(train, "learning_rate", exploding)
+    run_dir = tmp_path / "run"
+    code = train.main(["sphere", "--gamma", "learned", "--epochs", "3", "--steps-per-epoch",
+                       "20", "--out", str(run_dir)])
+    assert code == 3
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("kvae.train: stopped: non-finite loss")
+    assert "stage 1, epoch 2" in message and "stage1.keras (epoch 1)" in message
+    assert [row["epoch"] for row in read_rows(run_dir)] == ["1"]
+    model = kvae.load(run_dir / "stage1.keras")
+    assert int(model.optimizer.iterations) == 20
+    assert all(np.isfinite(np.asarray(w)).all() for w in model.weights)
+    assert not list(run_dir.glob("*.next.keras"))
