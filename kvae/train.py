@@ -529,8 +529,8 @@ def run_training(run, config, state):
     if config["stage"] in ("1", "both"):
         train_stage(run, state, "1", stage1, dataset, config,
                     stage1_pictures(dataset, config["seed"]))
-    if config["stage"] == "1":
-        return stage1, None
+    if config["stage"] == "1" or done_after(state, "2") >= config["epochs2"]:
+        return
 
     stage1_final = run.checkpoint("1")
     print(f"stage 2: encoding the training set with {stage1_final}", flush=True)
@@ -548,7 +548,6 @@ def run_training(run, config, state):
         stage2 = compiled(build_stage2(config), config["lr2"])
     train_stage(run, state, "2", stage2, latents, config,
                 stage2_pictures(stage1, dataset, config["seed"]))
-    return stage1, stage2
 
 
 def main(argv=None):
