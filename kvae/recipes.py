@@ -112,7 +112,7 @@ CONFIG_KEYS = (
     "batch_size", "steps_per_epoch",
     "epochs", "lr", "lr_epochs", "lr_fac",
     "epochs2", "lr2", "lr_epochs2", "lr_fac2",
-    "stage", "precision", "seed", "source",
+    "stage", "precision", "xla", "seed", "source",
 )
 """Every key of a resolved configuration (config.json)."""
 
@@ -152,7 +152,7 @@ def resolve(dataset, gamma="computed", overrides=None):
         "gamma2": "computed" if gamma == "computed" else "learned",
         "data_dir": None, "image_size": 64, "dim": 8, "radius": 1.0,
         "steps_per_epoch": config.get("steps_per_epoch"),
-        "stage": "both", "precision": "float32", "seed": 0,
+        "stage": "both", "precision": "float32", "xla": "auto", "seed": 0,
     })
     net = overrides.pop("net", config["net"])
     if net != config["net"]:

@@ -44,7 +44,7 @@ the validation loss and MSE, the learning rate of the epoch and its wall time.""
 
 STAGE1_OPTIONS = ("dataset", "image_size", "dim", "radius", "gamma", "sigma", "kl_weight", "net",
                   "net_config", "latent_dim", "batch_size", "steps_per_epoch", "lr",
-                  "lr_epochs", "lr_fac", "precision", "seed")
+                  "lr_epochs", "lr_fac", "precision", "xla", "seed")
 STAGE2_OPTIONS = ("gamma2", "second_dim", "second_depth", "lr2", "lr_epochs2", "lr_fac2")
 CONTINUE_OPTIONS = ("data_dir", "stage", "epochs", "epochs2")
 """Options a continued run (--resume, or --stage 2 on a finished stage 1) may
@@ -132,6 +132,9 @@ def build_parser():
                           help="stages to train (default both; 2 needs a finished stage 1 "
                                "in --out)")
     schedule.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    schedule.add_argument("--xla", choices=("auto", "on", "off"),
+                          help="XLA-compile the train step (default auto: Keras's choice, off "
+                               "on CPU-only TensorFlow, on for GPUs and JAX)")
     schedule.add_argument("--seed", type=int)
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, help="run folder (default runs/DATASET-GAMMA)")
@@ -503,10 +506,16 @@ def load_checkpoint(path):
     return kvae.load(path, compile=True)
 
 
-def compiled(model, lr):
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+
+
+def compiled(model, lr, xla="auto"):
+    """Compile with Adam (TF1's epsilon) and the --xla choice; a checkpoint
+    keeps both, so a resumed run compiles the same way."""
     import keras
 
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8),
+                  jit_compile=JIT_COMPILE[xla])
     return model
 
 
@@ -525,7 +534,7 @@ def run_training(run, config, state):
     if done_after(state, "1") > 0:
         stage1 = load_checkpoint(run.checkpoint("1"))
     else:
-        stage1 = compiled(build_stage1(config), config["lr"])
+        stage1 = compiled(build_stage1(config), config["lr"], config["xla"])
     if config["stage"] in ("1", "both"):
         train_stage(run, state, "1", stage1, dataset, config,
                     stage1_pictures(dataset, config["seed"]))
@@ -545,7 +554,7 @@ def run_training(run, config, state):
     if done_after(state, "2") > 0:
         stage2 = load_checkpoint(run.checkpoint("2"))
     else:
-        stage2 = compiled(build_stage2(config), config["lr2"])
+        stage2 = compiled(build_stage2(config), config["lr2"], config["xla"])
     train_stage(run, state, "2", stage2, latents, config,
                 stage2_pictures(stage1, dataset, config["seed"]))
 

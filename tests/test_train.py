@@ -186,10 +186,12 @@ def test_idx_files_train_both_stages(tmp_path):
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (20, 28, 28)))
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (6, 28, 28)))
     run_dir = tmp_path / "run"
-    assert train.main(["fashion_mnist", *SMALL, "--gamma", "mse", "--data-dir", str(tmp_path),
-                       "--out", str(run_dir)]) == 0
+    assert train.main(["fashion_mnist", *SMALL, "--gamma", "mse", "--xla", "on",
+                       "--data-dir", str(tmp_path), "--out", str(run_dir)]) == 0
     config = check_run(run_dir, (28, 28, 1))
-    assert config["gamma"] == "mse"
+    assert config["gamma"] == "mse" and config["xla"] == "on"
+    # The XLA choice is part of the checkpoint, so a resumed run keeps it.
+    assert kvae.load(run_dir / "stage1.keras").jit_compile is True
 
 
 def test_image_folder_trains_both_stages(tmp_path):
