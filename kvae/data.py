@@ -337,8 +337,8 @@ class LatentDataset(Dataset):
         rng = np.random.default_rng([seed, 2])
         validation = validation_mu + np.exp(validation_log_sigma) * rng.normal(
             size=validation_mu.shape)
-        train_mean = mu  # the `train` array: examples() and shapes see the means
-        super().__init__(name, train_mean.astype(np.float32), validation.astype(np.float32))
+        # `train` holds the means: shapes and counts read them; batches add noise.
+        super().__init__(name, mu.astype(np.float32), validation.astype(np.float32))
         self.sigma = np.exp(log_sigma).astype(np.float32)
 
     def train_batches(self, batch_size, seed):

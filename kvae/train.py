@@ -42,9 +42,6 @@ METRICS_COLUMNS = ("epoch", "stage", "loss", "recon", "kl", "mse", "gamma", "act
 """metrics.csv: the epoch means of the training terms (kvae.models.METRIC_NAMES),
 the validation loss and MSE, the learning rate of the epoch and its wall time."""
 
-STAGE1_OPTIONS = ("dataset", "image_size", "dim", "radius", "gamma", "sigma", "kl_weight", "net",
-                  "net_config", "latent_dim", "batch_size", "steps_per_epoch", "lr",
-                  "lr_epochs", "lr_fac", "precision", "xla", "seed")
 STAGE2_OPTIONS = ("gamma2", "second_dim", "second_depth", "lr2", "lr_epochs2", "lr_fac2")
 CONTINUE_OPTIONS = ("data_dir", "stage", "epochs", "epochs2")
 """Options a continued run (--resume, or --stage 2 on a finished stage 1) may
@@ -564,10 +561,7 @@ def main(argv=None):
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
         return _main(args)
-    except UsageError as error:
-        print(f"kvae.train: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except data.DataError as error:
+    except (UsageError, data.DataError) as error:
         print(f"kvae.train: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except NonFiniteLoss as error:
