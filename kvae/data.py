@@ -27,6 +27,11 @@ IDX_FILES = {
     "test": "t10k-images-idx3-ubyte",
 }
 
+IDX_LABEL_FILES = {
+    "train": "train-labels-idx1-ubyte",
+    "test": "t10k-labels-idx1-ubyte",
+}
+
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -52,21 +57,27 @@ def read_idx(path):
     return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape)
 
 
-def find_idx_file(directory, split):
-    """The images idx file of `split` in `directory`, gzipped or not."""
-    if split not in IDX_FILES:
-        raise ValueError(f"Unknown split {split!r}; expected one of {', '.join(IDX_FILES)}.")
+def find_idx_file(directory, split, files=IDX_FILES):
+    """The idx file of `split` in `directory` (images by default; pass
+    IDX_LABEL_FILES for labels), gzipped or not."""
+    if split not in files:
+        raise ValueError(f"Unknown split {split!r}; expected one of {', '.join(files)}.")
     directory = Path(directory)
-    for name in (IDX_FILES[split], IDX_FILES[split] + ".gz"):
+    for name in (files[split], files[split] + ".gz"):
         if (directory / name).is_file():
             return directory / name
-    raise FileNotFoundError(f"No {IDX_FILES[split]}[.gz] in {directory}.")
+    raise FileNotFoundError(f"No {files[split]}[.gz] in {directory}.")
 
 
 def load_idx_images(directory, split="train"):
     """uint8 images of shape (N, 28, 28, 1) from a folder of idx files."""
     images = read_idx(find_idx_file(directory, split))
     return images[..., np.newaxis]
+
+
+def load_idx_labels(directory, split="train"):
+    """The class labels (N,) of a split from a folder of idx files."""
+    return read_idx(find_idx_file(directory, split, IDX_LABEL_FILES)).astype(np.int64)
 
 
 # -- errors --------------------------------------------------------------------
@@ -308,17 +319,9 @@ class Dataset:
 
     def validation_batches(self, batch_size):
         """The validation set in order, every example once."""
-        return self._ordered(self.validation, batch_size)
-
-    def ordered_train_batches(self, batch_size):
-        """The training set in order, every example once (no shuffling)."""
-        return self._ordered(self.train, batch_size)
-
-    @staticmethod
-    def _ordered(array, batch_size):
         import tensorflow as tf
 
-        dataset = tf.data.Dataset.from_tensor_slices(array).batch(batch_size)
+        dataset = tf.data.Dataset.from_tensor_slices(self.validation).batch(batch_size)
         return dataset.map(_as_float).prefetch(tf.data.AUTOTUNE)
 
     def examples(self, count, split="validation"):
@@ -437,3 +440,48 @@ def load(name, data_dir=None, image_size=64, dim=8, radius=1.0, seed=0, syntheti
     validation_split = VALIDATION_SPLITS.get(name, "test")
     return Dataset(name, load_tfds_images(name, "train", data_dir),
                    load_tfds_images(name, validation_split, data_dir))
+
+
+SPLITS = {"celeba": ("train", "validation", "test"), "imagefolder": ("train", "validation")}
+"""The splits `load_split` takes; the others have train and test (and
+"validation" names the test split, as in training), synthetic data a fresh
+seeded sample for each of train, validation and test."""
+
+
+def load_split(name, split="test", data_dir=None, image_size=64, dim=8, radius=1.0, seed=0,
+               count=10000):
+    """The examples of one split, for evaluation: uint8 images in the
+    datasets' order (no shuffling), or float32 points for synthetic data.
+
+    Args:
+        name: a dataset name (see DATASETS).
+        split: "train", "validation" or "test"; see SPLITS.
+        data_dir, image_size, dim, radius, seed: as `load`.
+        count: the number of points drawn for a synthetic split (images
+            come whole; the caller takes the first N).
+    """
+    check_name(name)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataError(f"--data-dir {data_dir} is not a readable folder.")
+    family = "imagefolder" if name.startswith("imagefolder:") else name
+    known = SPLITS.get(family, ("train", "validation", "test"))
+    if split not in known:
+        raise DataError(f"{name} has no {split!r} split; expected one of {', '.join(known)}.")
+    if family == "imagefolder":
+        train, validation = load_image_folder(name[len("imagefolder:"):], image_size, seed=seed)
+        return train if split == "train" else validation
+    if name in SYNTHETIC:
+        stream = {"train": 0, "validation": 1, "test": 3}[split]
+        rng = np.random.default_rng([seed, stream])
+        if name == "manifold2d":
+            return sample_manifold2d(rng, count)
+        return sample_sphere(rng, count, dim, radius)
+    if split == "validation":
+        split = VALIDATION_SPLITS.get(name, "test")
+    folder = idx_folder(name, data_dir) if name in ("mnist", "fashion_mnist") else None
+    if folder is not None:
+        try:
+            return load_idx_images(folder, split)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{name}: {error}") from error
+    return load_tfds_images(name, split, data_dir)

@@ -43,7 +43,7 @@ def save_grid(images, path, columns, scale=1):
 
 
 SCATTER_COLORS = {"data": (31, 119, 180), "reconstruction": (255, 127, 14),
-                  "sample": (44, 160, 44)}
+                  "sample": (44, 160, 44), "mean": (255, 127, 14)}
 
 
 def save_scatter(point_sets, path, size=320, margin=12):
@@ -66,6 +66,44 @@ def save_scatter(point_sets, path, size=320, margin=12):
             column = size / 2.0 + (x - center[0]) * scale
             row = size / 2.0 - (y - center[1]) * scale
             draw.rectangle((column - 1, row - 1, column + 1, row + 1), fill=color)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    return Path(path)
+
+
+BAR_COLORS = {"normal": (31, 119, 180), "highlighted": (214, 39, 40), "line": (90, 90, 90)}
+
+
+def save_bar_plot(values, path, highlighted=(), threshold=None, top=1.0, title="",
+                  bar_width=12, height=200, margin=10):
+    """Write a PNG bar chart of non-negative `values`, one bar per entry,
+    scaled so that `top` (or the largest value, if larger) fills the
+    height; bars whose index is in `highlighted` are red, the others blue;
+    `threshold` draws a grey horizontal line; `title` is written above."""
+    from PIL import ImageDraw
+
+    values = np.asarray(values, np.float64)
+    highlighted = set(int(index) for index in highlighted)
+    scale_top = max(float(top), float(np.nanmax(values)) if len(values) else 0.0, 1e-12)
+    title_height = 14 * len(title.splitlines())
+    width = max(2 * margin + len(values) * bar_width, 6 * max(map(len, title.splitlines()),
+                                                              default=0) + 2 * margin)
+    picture = Image.new("RGB", (width, height + 2 * margin + title_height), (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    if title:
+        draw.multiline_text((margin, margin // 2), title, fill=(0, 0, 0), spacing=2)
+    baseline = margin + title_height + height
+    for index, value in enumerate(values):
+        left = margin + index * bar_width
+        bar_top = baseline - height * max(float(value), 0.0) / scale_top
+        color = BAR_COLORS["highlighted" if index in highlighted else "normal"]
+        draw.rectangle((left + 1, bar_top, left + bar_width - 2, baseline), fill=color)
+    if threshold is not None:
+        line = baseline - height * float(threshold) / scale_top
+        draw.line((margin, line, margin + len(values) * bar_width, line),
+                  fill=BAR_COLORS["line"], width=1)
+    draw.line((margin, baseline, margin + len(values) * bar_width, baseline), fill=(0, 0, 0),
+              width=1)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return Path(path)

@@ -35,25 +35,26 @@ def _example_axes(x):
     return tuple(range(1, len(x.shape)))
 
 
-def gaussian_nll(x, x_mean, log_gamma):
-    """Negative log-likelihood of `x` under N(x_mean, gamma^2 I).
+def gaussian_nll_per_example(x, x_mean, log_gamma):
+    """Negative log-density of each example of `x` under N(x_mean, gamma^2 I).
 
     Formula, per example, summed over its D elements i:
 
         sum_i (x_i - x_mean_i)^2 / (2 gamma_i^2) + log gamma_i + 1/2 log(2 pi)
 
-    then averaged over the batch. With a scalar gamma this is Berger & Sebag
-    2020, Eq. (10) (plus the constant D/2 log 2 pi that the originals keep);
-    with a per-element gamma it is Eq. (11).
+    With a scalar gamma this is Berger & Sebag 2020, Eq. (10) (plus the
+    constant D/2 log 2 pi that the originals keep); with a per-element gamma
+    it is Eq. (11). With x_mean = 0 and log_gamma = 0 it is -log N(x; 0, I),
+    and with the posterior's (mu, log sigma) it is -log q(z|x).
 
     Args:
         x: tensor of shape (B, ...), the data.
-        x_mean: tensor of the same shape, the decoder mean.
-        log_gamma: the log standard deviation of the observation model: a
-            scalar, or a tensor broadcastable to `x` (per-pixel sigma).
+        x_mean: tensor of the same shape, the mean.
+        log_gamma: the log standard deviation: a scalar, or a tensor
+            broadcastable to `x` (per-pixel sigma).
 
     Returns:
-        A float32 scalar: the mean over the batch of the per-example sum.
+        float32 tensor of shape (B,).
     """
     x, x_mean, log_gamma = _float32(x, x_mean, log_gamma)
     squared_error = ops.square(x - x_mean)
@@ -62,18 +63,29 @@ def gaussian_nll(x, x_mean, log_gamma):
         + log_gamma
         + HALF_LOG_2PI
     )
-    return ops.mean(ops.sum(per_element, axis=_example_axes(x)))
+    return ops.sum(per_element, axis=_example_axes(x))
 
 
-def kl_standard_normal(mu, log_sigma):
-    """KL(N(mu, sigma^2) || N(0, I)) of a diagonal Gaussian posterior.
+def gaussian_nll(x, x_mean, log_gamma):
+    """The reconstruction term of the loss: the mean over the batch of
+    `gaussian_nll_per_example` (sum over pixels, mean over the batch, as
+    the originals).
+
+    Returns:
+        A float32 scalar.
+    """
+    return ops.mean(gaussian_nll_per_example(x, x_mean, log_gamma))
+
+
+def kl_standard_normal_per_example(mu, log_sigma):
+    """KL(N(mu, sigma^2) || N(0, I)) of each diagonal Gaussian posterior.
 
     Formula, per example, summed over the latent dimensions j:
 
         1/2 sum_j (mu_j^2 + sigma_j^2 - 2 log sigma_j - 1)
 
-    then averaged over the batch (Asperti & Trentin 2020, Eq. (4); the
-    encoder outputs log sigma, the log standard deviation, as the originals).
+    (Asperti & Trentin 2020, Eq. (4); the encoder outputs log sigma, the log
+    standard deviation, as the originals).
 
     Args:
         mu: tensor of shape (B, K), the posterior means.
@@ -81,13 +93,23 @@ def kl_standard_normal(mu, log_sigma):
             deviations.
 
     Returns:
-        A float32 scalar.
+        float32 tensor of shape (B,).
     """
     mu, log_sigma = _float32(mu, log_sigma)
     per_dim = 0.5 * (
         ops.square(mu) + ops.exp(2.0 * log_sigma) - 2.0 * log_sigma - 1.0
     )
-    return ops.mean(ops.sum(per_dim, axis=_example_axes(mu)))
+    return ops.sum(per_dim, axis=_example_axes(mu))
+
+
+def kl_standard_normal(mu, log_sigma):
+    """The KL term of the loss: the mean over the batch of
+    `kl_standard_normal_per_example`.
+
+    Returns:
+        A float32 scalar.
+    """
+    return ops.mean(kl_standard_normal_per_example(mu, log_sigma))
 
 
 def batch_mse(x, x_mean):

@@ -247,26 +247,92 @@ class VAE(keras.Model):
         z = self.sample_posterior(mu, log_sigma, seed=seed) if sample else mu
         return self._decode_with_log_gamma(z)[0]
 
-    def generate(self, n, mode="mean", seed=None):
-        """n new examples from z ~ N(0, I).
+    def sample_prior(self, n, seed=None, temperature=1.0):
+        """n latents z ~ N(0, temperature^2 I), float32, shape (n, latent_dim).
 
         Args:
             n: int >= 1.
-            mode: "mean" returns the decoder means (deterministic sampling);
-                "sample" draws x ~ N(x_mean, gamma^2) (ancestral sampling),
-                not clipped.
-            seed: int or None; the same seed gives the same output.
+            seed: int, a `keras.random.SeedGenerator`, or None.
+            temperature: float >= 0, the standard deviation of the prior
+                draws (1 is the prior itself; lower values trade variety for
+                typicality).
         """
         networks.check_positive_int("n", n)
-        if mode not in ("mean", "sample"):
-            raise ValueError(f"Unknown mode {mode!r}; expected 'mean' or 'sample'.")
-        seed_generator = keras.random.SeedGenerator(seed)
-        z = keras.random.normal((n, self.latent_dim), seed=seed_generator)
+        temperature = _check_non_negative("temperature", temperature)
+        z = keras.random.normal((n, self.latent_dim), seed=_seed_generator(seed))
+        return z * temperature
+
+    def generate_from(self, z, mode="mean", seed=None, alpha=0.0):
+        """Decode latents z into examples.
+
+        Args:
+            z: latents, shape (n, latent_dim).
+            mode: "mean" returns x_mean(z) + alpha * gamma(z): with alpha = 0
+                the decoder mean ("deterministic sampling", seed 002
+                Algorithm 7), with alpha != 0 the mean shifted by alpha
+                standard deviations of p(x|z) in every pixel (seed 002
+                §5.3.4). "sample" draws x ~ N(x_mean(z), gamma^2), gamma per
+                pixel for gamma="pixel" ("ancestral sampling", seed 002
+                Algorithm 6). Nothing is clipped here; `kvae.images` clips
+                to [0, 1] when it converts to pictures.
+            seed: int, a `keras.random.SeedGenerator`, or None; used by
+                mode="sample" only.
+            alpha: float, the shift of mode="mean" in units of gamma.
+
+        Returns:
+            float32 tensor of shape (n, *data_shape).
+        """
+        if mode not in GENERATION_MODES:
+            raise ValueError(f"Unknown mode {mode!r}; expected one of "
+                             f"{', '.join(GENERATION_MODES)}.")
+        alpha = float(alpha)
+        if mode == "sample" and alpha != 0.0:
+            raise ValueError("alpha shifts the decoder mean (mode='mean'); mode='sample' "
+                             f"draws from p(x|z) instead. Received: alpha={alpha}")
+        z = ops.cast(z, "float32")
+        if len(z.shape) != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must have shape (n, {self.latent_dim}). "
+                             f"Received: shape={tuple(z.shape)}")
         x_mean, log_gamma = self._decode_with_log_gamma(z)
-        if mode == "mean":
+        if mode == "sample":
+            eps = keras.random.normal(ops.shape(x_mean), seed=_seed_generator(seed))
+            return x_mean + ops.exp(log_gamma) * eps
+        if alpha == 0.0:
             return x_mean
-        eps = keras.random.normal(ops.shape(x_mean), seed=seed_generator)
-        return x_mean + ops.exp(log_gamma) * eps
+        return x_mean + alpha * ops.exp(log_gamma)
+
+    def generate(self, n, mode="mean", seed=None, temperature=1.0, alpha=0.0):
+        """n new examples: z ~ N(0, temperature^2 I), then `generate_from`.
+
+        Args:
+            n: int >= 1.
+            mode: "mean" (decoder means, shifted by `alpha` gammas) or
+                "sample" (x ~ N(x_mean, gamma^2), not clipped).
+            seed: int or None; the same seed gives the same output.
+            temperature: float >= 0, the standard deviation of z.
+            alpha: float, see `generate_from`.
+        """
+        seed_generator = _seed_generator(seed)
+        z = self.sample_prior(n, seed=seed_generator, temperature=temperature)
+        return self.generate_from(z, mode=mode, seed=seed_generator, alpha=alpha)
+
+
+GENERATION_MODES = ("mean", "sample")
+"""How `generate` turns a latent into an example: the decoder mean
+(deterministic sampling) or a draw from p(x|z) (ancestral sampling)."""
+
+
+def _seed_generator(seed):
+    if isinstance(seed, keras.random.SeedGenerator):
+        return seed
+    return keras.random.SeedGenerator(seed)
+
+
+def _check_non_negative(name, value):
+    value = float(value)
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0. Received: {name}={value!r}")
+    return value
 
 
 def _policy_name(dtype):
@@ -277,10 +343,74 @@ def _policy_name(dtype):
     return str(dtype)
 
 
-def generate_two_stage(stage1, stage2, n, seed=None):
-    """Two-stage generation (Dai & Wipf 2019, Sec. 3.2): u ~ N(0, I), z_hat =
-    the stage-2 decoder mean at u, x = the stage-1 decoder mean at z_hat."""
-    networks.check_positive_int("n", n)
-    u = keras.random.normal((n, stage2.latent_dim), seed=keras.random.SeedGenerator(seed))
-    z_hat = stage2._decode_with_log_gamma(u)[0]
-    return stage1._decode_with_log_gamma(z_hat)[0]
+LATENT_NORMALIZATION_DRAWS = 10000
+"""How many stage-2 latents estimate the scale of the latent normalisation."""
+
+
+def latent_normalization_scale(z):
+    """The factor that brings generated latents to unit average standard
+    deviation: 1 / mean_j std_n(z_nj) (Asperti & Trentin 2020, Sec. IV-B:
+    the stage-2 latents came out with a variance of about .85, and
+    normalising them to the prior's unit variance improved generation; the
+    original code divided by the mean over latents of the standard
+    deviation, a single scale, no centering).
+
+    Args:
+        z: tensor of shape (n, K), n >= 2 generated latents.
+
+    Returns:
+        A float32 scalar.
+    """
+    z = ops.cast(z, "float32")
+    return 1.0 / ops.mean(ops.std(z, axis=0))
+
+
+def estimate_latent_scale(stage2, latent_noise=False, draws=LATENT_NORMALIZATION_DRAWS):
+    """The latent normalisation factor of a stage-2 model: `latent_normalization_scale`
+    of `draws` latents generated by `stage2` from u ~ N(0, I) with a fixed
+    seed (the same way as `generate_two_stage` with `latent_noise`).
+    Computed once per model and passed to `generate_two_stage`, so that an
+    image does not depend on the others in its batch.
+
+    Returns:
+        float.
+    """
+    seed_generator = keras.random.SeedGenerator(draws)
+    u = stage2.sample_prior(draws, seed=seed_generator)
+    z = stage2.generate_from(u, mode="sample" if latent_noise else "mean", seed=seed_generator)
+    return float(ops.convert_to_numpy(latent_normalization_scale(z)))
+
+
+def generate_two_stage(stage1, stage2, n, mode="mean", seed=None, temperature=1.0, alpha=0.0,
+                       latent_noise=False, latent_scale=None):
+    """Two-stage generation (Dai & Wipf 2019, Sec. 3.2).
+
+    u ~ N(0, temperature^2 I); z = the stage-2 decoder mean at u, plus
+    gamma_z * eps when `latent_noise` (Dai & Wipf's code; Asperti &
+    Trentin's adds none); z multiplied by `latent_scale` when given (the
+    latent normalisation of Asperti & Trentin 2020, Sec. IV-B; see
+    `estimate_latent_scale`); then x from the stage-1 decoder with `mode`
+    and `alpha` as in `VAE.generate_from`.
+
+    Args:
+        stage1, stage2: the two `VAE`s; stage2.data_shape must be
+            (stage1.latent_dim,).
+        n: int >= 1.
+        mode, alpha: how stage 1 decodes, see `VAE.generate_from`.
+        seed: int or None; the same seed gives the same output.
+        temperature: float >= 0, the standard deviation of u.
+        latent_noise: bool, add gamma_z * eps to the stage-2 means.
+        latent_scale: float or None, the normalisation factor of z.
+
+    Returns:
+        float32 tensor of shape (n, *stage1.data_shape).
+    """
+    if tuple(stage2.data_shape) != (stage1.latent_dim,):
+        raise ValueError(f"stage 2 models latents of shape {stage2.data_shape}, but stage 1 "
+                         f"has latent_dim={stage1.latent_dim}.")
+    seed_generator = _seed_generator(seed)
+    u = stage2.sample_prior(n, seed=seed_generator, temperature=temperature)
+    z = stage2.generate_from(u, mode="sample" if latent_noise else "mean", seed=seed_generator)
+    if latent_scale is not None:
+        z = z * float(latent_scale)
+    return stage1.generate_from(z, mode=mode, seed=seed_generator, alpha=alpha)

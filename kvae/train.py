@@ -38,9 +38,14 @@ EXIT_NON_FINITE = 3
 EXIT_INTERRUPTED = 130
 
 METRICS_COLUMNS = ("epoch", "stage", "loss", "recon", "kl", "mse", "gamma", "active",
-                   "val_loss", "val_mse", "lr", "seconds")
+                   "val_loss", "val_mse", "variance_law", "inactive", "lr", "seconds")
 """metrics.csv: the epoch means of the training terms (kvae.models.METRIC_NAMES),
-the validation loss and MSE, the learning rate of the epoch and its wall time."""
+the validation loss and MSE, the variance law (mean over latents of
+Var(mu) + mean sigma^2) and the inactive-latent count on the first
+LATENT_SUMMARY_EXAMPLES validation examples, the learning rate of the epoch
+and its wall time."""
+
+LATENT_SUMMARY_EXAMPLES = 5000
 
 STAGE2_OPTIONS = ("gamma2", "second_dim", "second_depth", "lr2", "lr_epochs2", "lr_fac2")
 CONTINUE_OPTIONS = ("data_dir", "stage", "epochs", "epochs2")
@@ -348,9 +353,10 @@ def _epoch_callback_class():
         """Per step: stop on a non-finite loss. Per epoch: checkpoint, best
         checkpoint, sample picture, metrics row, commit."""
 
-        def __init__(self, run, state, stage, pictures):
+        def __init__(self, run, state, stage, pictures, summary_examples):
             super().__init__()
             self.run, self.state, self.stage, self.pictures = run, state, stage, pictures
+            self.summary_examples = summary_examples
             self.failure = None
             self.started = time.time()
 
@@ -389,7 +395,8 @@ def _epoch_callback_class():
             self.pictures(self.model, self.run.file(
                 f"samples/stage{self.stage}_epoch{number:04d}.png"))
             self.run.append_metrics({
-                **logs, "epoch": number, "stage": self.stage,
+                **logs, **latent_summary(self.model, self.summary_examples),
+                "epoch": number, "stage": self.stage,
                 "lr": float(self.model.optimizer.learning_rate),
                 "seconds": round(time.time() - self.started, 3),
             })
@@ -412,7 +419,8 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
     steps = config["steps_per_epoch"] or dataset.steps_per_epoch(batch_size)
     lr, lr_fac, lr_epochs = (config[f"lr{suffix}"], config[f"lr_fac{suffix}"],
                              config[f"lr_epochs{suffix}"])
-    epoch_end = _epoch_callback_class()(run, state, stage, pictures)
+    epoch_end = _epoch_callback_class()(run, state, stage, pictures,
+                                        dataset.examples(LATENT_SUMMARY_EXAMPLES))
     callbacks = [
         keras.callbacks.LearningRateScheduler(
             lambda epoch, _: learning_rate(epoch, lr, lr_fac, lr_epochs)),
@@ -441,16 +449,15 @@ def done_after(state, stage):
     return state[f"stage{stage}"]["epochs_done"]
 
 
-def encode_all(model, batches):
-    """(mu, log_sigma) of every example, batch norm in inference mode."""
-    from keras import ops
+def latent_summary(model, examples):
+    """The variance law (mean over latents) and the number of inactive
+    latents of `model` on `examples` (kvae.metrics)."""
+    from kvae import metrics
 
-    mus, log_sigmas = [], []
-    for batch in batches:
-        mu, log_sigma = model.encode(batch)
-        mus.append(ops.convert_to_numpy(mu))
-        log_sigmas.append(ops.convert_to_numpy(log_sigma))
-    return np.concatenate(mus), np.concatenate(log_sigmas)
+    mu, log_sigma = metrics.encode(model, examples)
+    law = metrics.variance_law(mu, log_sigma)
+    return {"variance_law": round(float(law["law"].mean()), 6),
+            "inactive": int(metrics.inactive_latents(law["mean_sigma2"]).sum())}
 
 
 def stage1_pictures(dataset, seed):
@@ -520,6 +527,8 @@ def run_training(run, config, state):
     """Train the planned stages of a run, continuing from `state`."""
     import keras
 
+    from kvae import metrics
+
     keras.utils.set_random_seed(config["seed"] + done_after(state, "1") + done_after(state, "2"))
     dataset = data.load(config["dataset"], config["data_dir"], config["image_size"],
                         config["dim"], config["radius"], seed=config["seed"])
@@ -541,9 +550,8 @@ def run_training(run, config, state):
     stage1_final = run.checkpoint("1")
     print(f"stage 2: encoding the training set with {stage1_final}", flush=True)
     stage1 = load_checkpoint(stage1_final)
-    batch_size = max(config["batch_size"], 256)
-    mu, log_sigma = encode_all(stage1, dataset.ordered_train_batches(batch_size))
-    validation_mu, validation_log_sigma = encode_all(stage1, dataset.validation_batches(batch_size))
+    mu, log_sigma = metrics.encode(stage1, dataset.train)
+    validation_mu, validation_log_sigma = metrics.encode(stage1, dataset.validation)
     latents = data.LatentDataset(f"{config['dataset']} stage-1 latents", mu, log_sigma,
                                  validation_mu, validation_log_sigma, seed=config["seed"])
     if config["steps_per_epoch"] is None:  # the same iterations per epoch as stage 1

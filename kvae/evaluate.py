@@ -1,0 +1,508 @@
+"""Evaluate a trained (two-stage) VAE:
+`python -m kvae.evaluate RUN_DIR_OR_CHECKPOINT --out DIR [options]`.
+
+Examples:
+  python -m kvae.evaluate runs/fashion_mnist-computed --out eval/fmnist
+  python -m kvae.evaluate runs/celeba-computed --out eval/celeba --inception-weights inception.h5
+  python -m kvae.evaluate model.keras --dataset fashion_mnist --stage2 stage2.keras --out eval/m
+
+RUN_DIR_OR_CHECKPOINT is a run folder of `kvae.train` (its config.json names
+the dataset; stage1.keras and, when trained, stage2.keras are evaluated) or a
+stage-1 `.keras` file (with --dataset unless a config.json lies beside it,
+and --stage2 for the second stage).
+
+Writes DIR/metrics.json (every metric with its protocol and the command) and
+PNG pictures: reconstructions.png (originals above reconstructions),
+samples_mean.png, samples_ancestral.png (decoder means above draws from
+p(x|z)), samples_stage2.png and latent_variance.png (mean sigma^2 per latent,
+inactive ones in red). metrics.json is written last.
+
+FID needs the ImageNet Inception-v3 weights (Keras cache, or
+--inception-weights); without them metrics.json says why there is no FID.
+28x28x1 models also get FD-fmnist, on the features of a classifier shipped
+with kvae. Exit codes: 0 done, 2 bad input.
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kvae import data
+from kvae.losses import INACTIVE_THRESHOLD
+
+EXIT_BAD_INPUT = 2
+
+PICTURE_COLUMNS = 10
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {text})")
+    return value
+
+
+def _non_negative_float(text):
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (got {text})")
+    return value
+
+
+def build_parser():
+    parser = _Parser(prog="python -m kvae.evaluate", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="a run folder or a stage-1 .keras file")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--num-images", type=_positive_int, default=10000,
+                        help="examples of the split, and generated examples per set "
+                             "(default 10000, the originals' protocol)")
+    parser.add_argument("--split", choices=("train", "validation", "test"), default="test")
+    parser.add_argument("--dataset", help="the dataset, for a checkpoint outside a run folder")
+    parser.add_argument("--data-dir", type=Path, help="as kvae.train's --data-dir")
+    parser.add_argument("--stage2", type=Path, help="the stage-2 .keras file (with a checkpoint)")
+    parser.add_argument("--best", action="store_true",
+                        help="evaluate a run folder's stage*_best.keras (default: the latest)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds every random draw (default 0)")
+    parser.add_argument("--batch-size", type=_positive_int, default=250)
+    parser.add_argument("--iwae", type=_positive_int, default=1, metavar="K",
+                        help="draws of z per example; K > 1 also reports the "
+                             "importance-weighted bound (default 1)")
+    parser.add_argument("--fid", choices=("auto", "on", "off"), default="auto",
+                        help="auto: FID when the Inception weights are found; on: fail "
+                             "without them; off: skip")
+    parser.add_argument("--inception-weights", type=Path,
+                        help="the Inception-v3 notop .h5 (default: the Keras cache)")
+    parser.add_argument("--latent-noise", choices=("auto", "on", "off"), default="auto",
+                        help="add gamma_z noise to stage-2 latents (Dai & Wipf) or not "
+                             "(Asperti & Trentin); auto: on when stage 2 learns its gamma")
+    parser.add_argument("--normalize-latents", action="store_true",
+                        help="scale stage-2 latents to unit average std (Asperti & Trentin "
+                             "Sec. IV-B)")
+    parser.add_argument("--temperature", type=_non_negative_float, default=1.0,
+                        help="std of the prior draws for generation (default 1)")
+    parser.add_argument("--gain-images", type=_positive_int, default=1000,
+                        help="examples for the per-latent reconstruction gain (default 1000)")
+    return parser
+
+
+# -- what to evaluate ----------------------------------------------------------------
+
+
+def resolve_source(args):
+    """(config, stage1 path, stage2 path or None) from the command line."""
+    source = Path(args.source)
+    config = {}
+    if source.is_dir():
+        config_file = source / "config.json"
+        if not config_file.is_file():
+            raise UsageError(f"{source} is not a kvae run folder (no config.json)")
+        suffix = "_best" if args.best else ""
+        stage1 = source / f"stage1{suffix}.keras"
+        stage2 = source / f"stage2{suffix}.keras"
+        if not stage1.is_file():
+            raise UsageError(f"{source} has no {stage1.name}; train stage 1 first")
+        stage2 = stage2 if stage2.is_file() else None
+        if args.stage2 is not None:
+            stage2 = args.stage2
+    elif source.is_file():
+        if args.best:
+            raise UsageError("--best selects a run folder's best checkpoints; give the folder")
+        config_file = source.parent / "config.json"
+        stage1, stage2 = source, args.stage2
+    else:
+        raise UsageError(f"{source} is neither a run folder nor a .keras file")
+    if config_file.is_file():
+        try:
+            config = json.loads(config_file.read_text())
+        except (OSError, ValueError) as error:
+            raise UsageError(f"cannot read {config_file}: {error}") from error
+    if stage2 is not None and not Path(stage2).is_file():
+        raise UsageError(f"--stage2 {stage2} does not exist")
+    dataset = args.dataset or config.get("dataset")
+    if dataset is None:
+        raise UsageError(f"no config.json beside {source}; give --dataset")
+    config = {**config, "dataset": dataset}
+    if args.data_dir is not None:
+        config["data_dir"] = str(args.data_dir)
+    return config, Path(stage1), (Path(stage2) if stage2 is not None else None)
+
+
+def load_model(path):
+    import kvae
+
+    try:
+        return kvae.load(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - any unreadable file ends the same way
+        raise UsageError(f"cannot load {path}: {type(error).__name__}: {error}") from error
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_examples(config, split, count, shape):
+    """The first `count` examples of the split, checked against the model."""
+    try:
+        examples = data.load_split(
+            config["dataset"], split, config.get("data_dir"),
+            image_size=config.get("image_size") or (shape[0] if len(shape) == 3 else 64),
+            dim=config.get("dim") or (shape[0] if len(shape) == 1 else 8),
+            radius=config.get("radius") or 1.0, seed=config.get("seed") or 0, count=count)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if tuple(examples.shape[1:]) != tuple(shape):
+        raise UsageError(f"{config['dataset']} examples have shape {examples.shape[1:]}, the "
+                         f"model takes {tuple(shape)}")
+    return examples[:count]
+
+
+# -- the evaluation -------------------------------------------------------------------
+
+
+class Progress:
+    def __init__(self):
+        self.started = time.time()
+
+    def __call__(self, message):
+        print(f"[{time.time() - self.started:7.1f} s] {message}", flush=True)
+
+
+def generated_sets(stage1, stage2, args, count, latent_noise, latent_scale):
+    """The generated examples: GEN-1 (stage-1 decoder means of z ~ N(0, T^2 I))
+    and GEN-2 (two-stage decoder means), `count` each, in batches."""
+    from keras import ops
+
+    from kvae.models import generate_two_stage
+
+    def in_batches(function):
+        parts, index = [], 0
+        for start in range(0, count, args.batch_size):
+            size = min(args.batch_size, count - start)
+            parts.append(ops.convert_to_numpy(function(size, args.seed + 7919 * (index + 1))))
+            index += 1
+        return np.concatenate(parts)
+
+    sets = {"gen1": in_batches(lambda n, seed: stage1.generate(
+        n, mode="mean", seed=seed, temperature=args.temperature))}
+    if stage2 is not None:
+        sets["gen2"] = in_batches(lambda n, seed: generate_two_stage(
+            stage1, stage2, n, mode="mean", seed=seed, temperature=args.temperature,
+            latent_noise=latent_noise, latent_scale=latent_scale))
+    return sets
+
+
+def frechet_distances(extractor, real, fakes, progress, label):
+    """{name: distance} of each fake set against the real set on `extractor`'s
+    features."""
+    from kvae import metrics
+
+    progress(f"{label}: features of {len(real)} real images")
+    real_statistics = metrics.gaussian_statistics(extractor(real))
+    distances = {}
+    for name, images in fakes.items():
+        progress(f"{label}: features of {len(images)} {name} images")
+        distances[name] = round(metrics.frechet_distance(
+            *real_statistics, *metrics.gaussian_statistics(extractor(images))), 6)
+    return distances
+
+
+def evaluate(args, progress=None):
+    """Run the evaluation; return the metrics.json object."""
+    import keras
+
+    from kvae import features, metrics
+    from kvae.models import estimate_latent_scale
+
+    progress = progress or Progress()
+    config, stage1_path, stage2_path = resolve_source(args)
+    stage1 = load_model(stage1_path)
+    stage2 = load_model(stage2_path) if stage2_path is not None else None
+    if stage2 is not None and tuple(stage2.data_shape) != (stage1.latent_dim,):
+        raise UsageError(f"{stage2_path} models latents of shape {stage2.data_shape}, not the "
+                         f"{stage1.latent_dim} latents of {stage1_path}")
+    shape = tuple(stage1.data_shape)
+    images = len(shape) == 3
+    num_dims = int(np.prod(shape))
+    keras.utils.set_random_seed(args.seed)
+    progress(f"loading {args.num_images} {args.split} examples of {config['dataset']}")
+    real = load_examples(config, args.split, args.num_images, shape)
+    real_float = metrics.as_float_images(real)
+    count = len(real)
+    inception, fid_missing = None, None
+    if args.fid != "off" and images:
+        try:
+            inception = features.InceptionFeatures(args.inception_weights)
+        except features.InceptionUnavailable as error:
+            if args.fid == "on":
+                raise UsageError(str(error)) from error
+            fid_missing = str(error)
+    result = {
+        "command": "python -m kvae.evaluate " + " ".join(shlex.quote(a) for a in args.argv),
+        "kvae_version": _version(),
+        "backend": keras.backend.backend(),
+        "device": _device(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": {
+            "dataset": config["dataset"], "data_shape": list(shape),
+            "latent_dim": stage1.latent_dim, "gamma_mode": stage1.gamma_mode,
+            "gamma": stage1.gamma(), "kl_weight": stage1.kl_weight,
+            "stage1": str(stage1_path), "stage1_sha256": sha256(stage1_path),
+            "stage2": str(stage2_path) if stage2_path else None,
+            "stage2_sha256": sha256(stage2_path) if stage2_path else None,
+        },
+    }
+
+    progress("encoding")
+    mu, log_sigma = metrics.encode(stage1, real, args.batch_size)
+    progress("reconstructions")
+    reconstructions = metrics.reconstruct(stage1, real, sample=True, seed=args.seed,
+                                          batch_size=args.batch_size)
+    reconstructions_from_mu = metrics.reconstruct(stage1, real, batch_size=args.batch_size)
+    result["mse"] = float(np.mean(metrics.squared_error(real, reconstructions)))
+    result["mse_from_mu"] = float(np.mean(metrics.squared_error(real, reconstructions_from_mu)))
+
+    progress(f"ELBO ({args.iwae} draw{'s' if args.iwae > 1 else ''} of z per example)")
+    bound = metrics.elbo(stage1, real, samples=args.iwae, seed=args.seed,
+                         batch_size=args.batch_size)
+    elbo_nats = float(bound["elbo"].mean())
+    result.update({
+        "elbo_nats": elbo_nats,
+        "elbo_nats_sem": float(bound["elbo"].std() / math.sqrt(count)),
+        "bits_per_dim": metrics.bits_per_dim(-elbo_nats, num_dims),
+        "elbo_bits_per_dim": metrics.bits_per_dim(elbo_nats, num_dims),
+        "log_likelihood_nats": float(bound["log_likelihood"].mean()),
+        "kl_nats": float(bound["kl"].mean()),
+    })
+    if "iwae" in bound:
+        iwae_nats = float(bound["iwae"].mean())
+        result.update({"iwae_nats": iwae_nats,
+                       "iwae_bits_per_dim": metrics.bits_per_dim(-iwae_nats, num_dims)})
+
+    progress("variance law, inactive latents, reconstruction gain")
+    law = metrics.variance_law(mu, log_sigma)
+    inactive = metrics.inactive_latents(law["mean_sigma2"])
+    gain_count = min(args.gain_images, count)
+    gains = metrics.reconstruction_gain(stage1, real[:gain_count], mu[:gain_count],
+                                        args.batch_size)
+    result.update({
+        "variance_law": float(law["law"].mean()),
+        "variance_law_mean_sigma": float(law["law_mean_sigma"].mean()),
+        "inactive_latents": int(inactive.sum()),
+        "active_latents": int((~inactive).sum()),
+        "latents": [{"index": j, "var_mu": float(law["var_mu"][j]),
+                     "mean_sigma2": float(law["mean_sigma2"][j]),
+                     "mean_sigma": float(law["mean_sigma"][j]),
+                     "variance_law": float(law["law"][j]),
+                     "inactive": bool(inactive[j]),
+                     "reconstruction_gain": float(gains[j])} for j in range(len(inactive))],
+    })
+
+    latent_noise = {"on": True, "off": False}.get(
+        args.latent_noise, stage2 is not None and stage2.gamma_mode == "learned")
+    latent_scale = None
+    if stage2 is not None:
+        if args.normalize_latents:
+            latent_scale = estimate_latent_scale(stage2, latent_noise)
+        stage2_law = metrics.variance_law(*metrics.encode(
+            stage2, mu + np.exp(log_sigma) * np.random.default_rng(args.seed).normal(
+                size=mu.shape).astype(np.float32), args.batch_size))
+        result["stage2"] = {
+            "gamma_mode": stage2.gamma_mode, "gamma": stage2.gamma(),
+            "variance_law": float(stage2_law["law"].mean()),
+            "inactive_latents": int(metrics.inactive_latents(stage2_law["mean_sigma2"]).sum()),
+            "latent_noise": latent_noise, "latent_scale": latent_scale,
+        }
+    elif args.normalize_latents:
+        raise UsageError("--normalize-latents needs a stage 2")
+
+    progress("generation")
+    generated = generated_sets(stage1, stage2, args, count, latent_noise, latent_scale)
+    fakes = {"rec": reconstructions, **generated}
+
+    if images and shape == features.FMNIST_SHAPE:
+        extractor = features.FashionMnistFeatures()
+        result["fd_fmnist"] = {**frechet_distances(extractor, real_float, fakes, progress,
+                                                   "FD-fmnist"),
+                               "protocol": extractor.protocol()}
+    if not images:
+        result["fid"] = {"available": False, "reason": "FID is defined for images only"}
+    elif args.fid == "off":
+        result["fid"] = {"available": False, "reason": "--fid off"}
+    elif inception is None:
+        result["fid"] = {"available": False, "reason": fid_missing}
+    else:
+        result["fid"] = {**frechet_distances(inception, real_float, fakes, progress, "FID"),
+                         "protocol": inception.protocol()}
+
+    result["protocol"] = protocol(args, config, count, num_dims, latent_noise, stage2)
+    progress("pictures")
+    result["pictures"] = draw_pictures(args.out, stage1, real_float, reconstructions,
+                                       generated, law["mean_sigma2"], inactive, args.seed)
+    return result
+
+
+def protocol(args, config, count, num_dims, latent_noise, stage2):
+    """How every number was obtained, in words, for metrics.json."""
+    generation = (f"GEN-1: stage-1 decoder means at z ~ N(0, {args.temperature:g}^2 I); ")
+    if stage2 is not None:
+        generation += (f"GEN-2: u ~ N(0, {args.temperature:g}^2 I) -> stage-2 decoder mean"
+                       f"{' + gamma_z * eps' if latent_noise else ''}"
+                       f"{' -> scaled to unit average std' if args.normalize_latents else ''}"
+                       " -> stage-1 decoder mean; ")
+    return {
+        "split": args.split,
+        "num_images": count,
+        "examples": f"the first {count} examples of the {config['dataset']} {args.split} "
+                    "split, in the dataset's order",
+        "seed": args.seed,
+        "reconstruction": "decoder mean at z = mu + sigma * eps (sampled, as the originals); "
+                          "mse_from_mu uses z = mu",
+        "mse": "mean over examples and dimensions of (x - reconstruction)^2, x in [0, 1], "
+               "reconstructions not clipped",
+        "elbo": f"mean over examples of log p(x|z) - KL(q(z|x) || N(0, I)), KL weight 1, "
+                f"{args.iwae} draw(s) of z, gamma terms and 1/2 log 2 pi included; a "
+                f"continuous density on data in [0, 1], no dequantisation; "
+                f"bits_per_dim = -elbo_nats / ({num_dims} ln 2), elbo_bits_per_dim = its "
+                "negative (the sign of Berger & Sebag's Table 2)",
+        "variance_law": "mean over latents of Var_n(mu) + mean_n sigma^2 (Asperti & Trentin "
+                        "Eq. 7); variance_law_mean_sigma: Var_n(mu) + mean_n sigma, the "
+                        "original BalancingVAE code's variant",
+        "inactive_latents": "latents with mean_n sigma^2 >= 0.8 (Asperti & Trentin, "
+                            "footnote 3)",
+        "reconstruction_gain": f"per latent, on the first {min(args.gain_images, count)} "
+                               "examples: MSE of the reconstruction from mu with that latent "
+                               "set to 0, minus the MSE from mu (Asperti 2019, Sec. 5)",
+        "generation": generation + f"{count} examples per set, decoder means, not clipped",
+        "frechet_distances": "rec / gen1 / gen2 against the same real examples; images "
+                             "clipped to [0, 1]; covariance unbiased (np.cov)",
+    }
+
+
+def draw_pictures(out, stage1, real, reconstructions, generated, mean_sigma2, inactive,
+                  seed):
+    """The PNGs of an evaluation; returns {name: file name}."""
+    from keras import ops
+
+    from kvae import images
+
+    out = Path(out)
+    vectors = len(stage1.data_shape) == 1
+    pictures = {}
+    columns = PICTURE_COLUMNS
+    z = stage1.sample_prior(columns if not vectors else 500, seed=seed)
+    means = ops.convert_to_numpy(stage1.generate_from(z, mode="mean"))
+    draws = [ops.convert_to_numpy(stage1.generate_from(z, mode="sample", seed=seed + row))
+             for row in range(1 if vectors else 3)]
+    if vectors:
+        shown = real[:500]
+        images.save_scatter({"data": shown, "reconstruction": reconstructions[:500]},
+                            out / "reconstructions.png")
+        images.save_scatter({"data": shown, "sample": draws[0], "mean": means},
+                            out / "samples_ancestral.png")
+        images.save_scatter({"data": shown, "mean": generated["gen1"][:500]},
+                            out / "samples_mean.png")
+        if "gen2" in generated:
+            images.save_scatter({"data": shown, "mean": generated["gen2"][:500]},
+                                out / "samples_stage2.png")
+    else:
+        pairs = []
+        for row in range(5):
+            window = slice(row * columns, (row + 1) * columns)
+            pairs += [real[window], reconstructions[window]]
+        images.save_grid(np.concatenate(pairs), out / "reconstructions.png", columns, scale=2)
+        images.save_grid(generated["gen1"][:100], out / "samples_mean.png", columns, scale=2)
+        images.save_grid(np.concatenate([means, *draws]), out / "samples_ancestral.png",
+                         columns, scale=2)
+        if "gen2" in generated:
+            images.save_grid(generated["gen2"][:100], out / "samples_stage2.png", columns,
+                             scale=2)
+    images.save_bar_plot(
+        mean_sigma2, out / "latent_variance.png", highlighted=np.flatnonzero(inactive),
+        threshold=INACTIVE_THRESHOLD,
+        title=f"mean sigma^2 per latent (0..{len(mean_sigma2) - 1})\n"
+              f"red: inactive (>= {INACTIVE_THRESHOLD}), {int(inactive.sum())} of "
+              f"{len(inactive)}; line: {INACTIVE_THRESHOLD}; top: "
+              f"{max(1.0, float(np.max(mean_sigma2))):.2f}")
+    for name in ("reconstructions", "samples_mean", "samples_ancestral", "samples_stage2",
+                 "latent_variance"):
+        if (out / f"{name}.png").is_file():
+            pictures[name] = f"{name}.png"
+    return pictures
+
+
+def _version():
+    import kvae
+
+    return kvae.__version__
+
+
+def _device():
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return str(jax.devices()[0].device_kind)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return "GPU: " + gpus[0].name if gpus else f"CPU ({platform.processor() or 'cpu'})"
+    return keras.backend.backend()
+
+
+def write_json(path, value):
+    path = Path(path)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        args.out.mkdir(parents=True, exist_ok=True)
+        result = evaluate(args)
+    except (UsageError, data.DataError) as error:
+        print(f"kvae.evaluate: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    write_json(args.out / "metrics.json", result)
+    summary = {key: result[key] for key in ("elbo_nats", "bits_per_dim", "mse", "variance_law",
+                                            "inactive_latents")}
+    for key in ("fd_fmnist", "fid"):
+        if key in result and "rec" in result[key]:
+            summary[key] = {name: result[key][name] for name in ("rec", "gen1", "gen2")
+                            if name in result[key]}
+    print(json.dumps(summary))
+    print(f"wrote {args.out / 'metrics.json'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
