@@ -121,7 +121,10 @@ def worker(args):
     """Measure this process's backend; print one JSON object per row."""
     import keras
 
+    from kvae import cli
+
     backend = keras.backend.backend()
+    device = cli.device_name()
     for name in args.configs:
         config = dict(CONFIGS[name])
         if name == "celeba":
@@ -137,22 +140,8 @@ def worker(args):
                     print(json.dumps({
                         "config": name, "batch": config["batch_size"], "precision": precision,
                         "backend": backend, "xla": jit_compile, "step": label,
-                        "images_per_s": config["batch_size"] / seconds,
+                        "images_per_s": config["batch_size"] / seconds, "device": device,
                     }), flush=True)
-
-
-def device_name():
-    try:
-        import jax
-
-        device = jax.devices()[0]
-        if device.platform != "cpu":
-            return str(device.device_kind)
-    except Exception:  # noqa: BLE001 - jax absent: report the CPU
-        pass
-    import platform
-
-    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
 
 
 def table(rows):
@@ -199,7 +188,8 @@ def main():
             print(f"{backend}: failed\n{result.stderr[-2000:]}", file=sys.stderr)
             continue
         rows += [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    print(f"device: {device_name()}; steps timed: {args.steps} after {args.warmup} warm-up")
+    devices = sorted({f"{row['backend']}: {row['device']}" for row in rows})
+    print(f"devices: {'; '.join(devices)}; steps timed: {args.steps} after {args.warmup} warm-up")
     print(table(rows))
 
 

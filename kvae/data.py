@@ -254,6 +254,13 @@ def sample_sphere(rng, n, dim, radius):
 # -- tf.data pipelines ----------------------------------------------------------
 
 
+def as_float(array):
+    """uint8 images to float32 in [0, 1]; other arrays as float32 (NumPy)."""
+    array = np.asarray(array)
+    return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else \
+        array.astype(np.float32)
+
+
 def _as_float(batch):
     import tensorflow as tf
 
@@ -326,9 +333,7 @@ class Dataset:
 
     def examples(self, count, split="validation"):
         """The first `count` examples of a split as float32 NumPy."""
-        array = self.validation if split == "validation" else self.train
-        array = array[:count]
-        return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array
+        return as_float((self.validation if split == "validation" else self.train)[:count])
 
 
 class LatentDataset(Dataset):

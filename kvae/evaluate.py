@@ -24,11 +24,8 @@ with kvae. Exit codes: 0 done, 2 bad input.
 """
 
 import argparse
-import hashlib
 import json
 import math
-import os
-import platform
 import shlex
 import sys
 import time
@@ -36,43 +33,19 @@ from pathlib import Path
 
 import numpy as np
 
-from kvae import data
+from kvae import cli, data
+from kvae.cli import EXIT_BAD_INPUT, UsageError
 from kvae.losses import INACTIVE_THRESHOLD
-
-EXIT_BAD_INPUT = 2
 
 PICTURE_COLUMNS = 10
 
 
-class UsageError(Exception):
-    """Bad input: printed as one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {text})")
-    return value
-
-
-def _non_negative_float(text):
-    value = float(text)
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (got {text})")
-    return value
-
-
 def build_parser():
-    parser = _Parser(prog="python -m kvae.evaluate", description=__doc__,
+    parser = cli.Parser(prog="python -m kvae.evaluate", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="a run folder or a stage-1 .keras file")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--num-images", type=_positive_int, default=10000,
+    parser.add_argument("--num-images", type=cli.positive_int, default=10000,
                         help="examples of the split, and generated examples per set "
                              "(default 10000, the originals' protocol)")
     parser.add_argument("--split", choices=("train", "validation", "test"), default="test")
@@ -83,8 +56,8 @@ def build_parser():
                         help="evaluate a run folder's stage*_best.keras (default: the latest)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds every random draw (default 0)")
-    parser.add_argument("--batch-size", type=_positive_int, default=250)
-    parser.add_argument("--iwae", type=_positive_int, default=1, metavar="K",
+    parser.add_argument("--batch-size", type=cli.positive_int, default=250)
+    parser.add_argument("--iwae", type=cli.positive_int, default=1, metavar="K",
                         help="draws of z per example; K > 1 also reports the "
                              "importance-weighted bound (default 1)")
     parser.add_argument("--fid", choices=("auto", "on", "off"), default="auto",
@@ -98,9 +71,9 @@ def build_parser():
     parser.add_argument("--normalize-latents", action="store_true",
                         help="scale stage-2 latents to unit average std (Asperti & Trentin "
                              "Sec. IV-B)")
-    parser.add_argument("--temperature", type=_non_negative_float, default=1.0,
+    parser.add_argument("--temperature", type=cli.non_negative_float, default=1.0,
                         help="std of the prior draws for generation (default 1)")
-    parser.add_argument("--gain-images", type=_positive_int, default=1000,
+    parser.add_argument("--gain-images", type=cli.positive_int, default=1000,
                         help="examples for the per-latent reconstruction gain (default 1000)")
     return parser
 
@@ -156,14 +129,6 @@ def load_model(path):
         raise UsageError(f"cannot load {path}: {type(error).__name__}: {error}") from error
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_examples(config, split, count, shape):
     """The first `count` examples of the split, checked against the model."""
     try:
@@ -198,13 +163,12 @@ def generated_sets(stage1, stage2, args, count, latent_noise, latent_scale):
 
     from kvae.models import generate_two_stage
 
+    # Batch b draws from seed + 7919 (b + 1), apart from the reconstructions' seed + b.
     def in_batches(function):
-        parts, index = [], 0
-        for start in range(0, count, args.batch_size):
-            size = min(args.batch_size, count - start)
-            parts.append(ops.convert_to_numpy(function(size, args.seed + 7919 * (index + 1))))
-            index += 1
-        return np.concatenate(parts)
+        return np.concatenate([
+            ops.convert_to_numpy(function(min(args.batch_size, count - start),
+                                          args.seed + 7919 * (index + 1)))
+            for index, start in enumerate(range(0, count, args.batch_size))])
 
     sets = {"gen1": in_batches(lambda n, seed: stage1.generate(
         n, mode="mean", seed=seed, temperature=args.temperature))}
@@ -250,7 +214,7 @@ def evaluate(args, progress=None):
     keras.utils.set_random_seed(args.seed)
     progress(f"loading {args.num_images} {args.split} examples of {config['dataset']}")
     real = load_examples(config, args.split, args.num_images, shape)
-    real_float = metrics.as_float_images(real)
+    real_float = data.as_float(real)
     count = len(real)
     inception, fid_missing = None, None
     if args.fid != "off" and images:
@@ -264,15 +228,15 @@ def evaluate(args, progress=None):
         "command": "python -m kvae.evaluate " + " ".join(shlex.quote(a) for a in args.argv),
         "kvae_version": _version(),
         "backend": keras.backend.backend(),
-        "device": _device(),
+        "device": cli.device_name(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": {
             "dataset": config["dataset"], "data_shape": list(shape),
             "latent_dim": stage1.latent_dim, "gamma_mode": stage1.gamma_mode,
             "gamma": stage1.gamma(), "kl_weight": stage1.kl_weight,
-            "stage1": str(stage1_path), "stage1_sha256": sha256(stage1_path),
+            "stage1": str(stage1_path), "stage1_sha256": cli.file_digest(stage1_path),
             "stage2": str(stage2_path) if stage2_path else None,
-            "stage2_sha256": sha256(stage2_path) if stage2_path else None,
+            "stage2_sha256": cli.file_digest(stage2_path) if stage2_path else None,
         },
     }
 
@@ -460,28 +424,6 @@ def _version():
     return kvae.__version__
 
 
-def _device():
-    import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return str(jax.devices()[0].device_kind)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        return "GPU: " + gpus[0].name if gpus else f"CPU ({platform.processor() or 'cpu'})"
-    return keras.backend.backend()
-
-
-def write_json(path, value):
-    path = Path(path)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(temporary, path)
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -492,7 +434,7 @@ def main(argv=None):
     except (UsageError, data.DataError) as error:
         print(f"kvae.evaluate: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    write_json(args.out / "metrics.json", result)
+    cli.write_json(args.out / "metrics.json", result)
     summary = {key: result[key] for key in ("elbo_nats", "bits_per_dim", "mse", "variance_law",
                                             "inactive_latents")}
     for key in ("fd_fmnist", "fid"):

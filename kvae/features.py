@@ -13,12 +13,13 @@
 """
 
 import argparse
-import hashlib
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from kvae.cli import file_digest
 
 INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 """The Keras file of Inception-v3's ImageNet weights without the top."""
@@ -67,14 +68,6 @@ def inception_weights(path=None):
         f"{INCEPTION_FILE} and pass --inception-weights PATH. No FID is reported without them.")
 
 
-def file_md5(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def to_rgb(images):
     """Clip to [0, 1]; grey images are repeated into 3 channels."""
     images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
@@ -96,7 +89,7 @@ class InceptionFeatures:
         import keras
 
         self.weights = inception_weights(weights)
-        self.md5 = file_md5(self.weights)
+        self.md5 = file_digest(self.weights, "md5")
         self.batch_size = batch_size
         self.network = keras.applications.InceptionV3(
             include_top=False, weights=str(self.weights), pooling="avg",
@@ -163,7 +156,7 @@ class FashionMnistFeatures:
         classifier = keras.saving.load_model(self.path, compile=False)
         self.network = keras.Model(classifier.input,
                                    classifier.get_layer(FMNIST_FEATURES_LAYER).output)
-        self.md5 = file_md5(self.path)
+        self.md5 = file_digest(self.path, "md5")
         self.batch_size = batch_size
 
     def protocol(self):
@@ -231,7 +224,8 @@ def main(argv=None):
     train.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     accuracy = train_fmnist_classifier(args.out, args.data_dir, args.epochs, args.seed)
-    print(f"test accuracy {accuracy:.4f}; saved {args.out} (md5 {file_md5(args.out)})")
+    md5 = file_digest(args.out, "md5")
+    print(f"test accuracy {accuracy:.4f}; saved {args.out} (md5 {md5})")
     return 0
 
 

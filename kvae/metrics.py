@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from kvae.data import as_float
 from kvae.losses import INACTIVE_THRESHOLD
 
 # -- pure math ----------------------------------------------------------------------
@@ -129,17 +130,10 @@ def log_mean_exp(values, axis=0):
 # -- passes of a model over examples ---------------------------------------------
 
 
-def as_float_images(array):
-    """uint8 images to float32 in [0, 1]; float arrays as float32."""
-    array = np.asarray(array)
-    return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else \
-        array.astype(np.float32)
-
-
 def batches(array, batch_size):
     """Consecutive float32 batches of an array (uint8 images scaled to [0, 1])."""
     for start in range(0, len(array), batch_size):
-        yield as_float_images(array[start:start + batch_size])
+        yield as_float(array[start:start + batch_size])
 
 
 def encode(model, examples, batch_size=256):
@@ -243,7 +237,7 @@ def elbo(model, examples, samples=1, seed=0, batch_size=256):
 
 def squared_error(examples, reconstructions):
     """The mean squared error of each example, float64 (N,)."""
-    examples = as_float_images(examples).astype(np.float64)
+    examples = as_float(examples).astype(np.float64)
     reconstructions = np.asarray(reconstructions, np.float64)
     return np.mean(np.square(examples - reconstructions).reshape(len(examples), -1), axis=1)
 

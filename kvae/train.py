@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kvae import data, recipes
+from kvae import cli, data, recipes
+from kvae.cli import EXIT_BAD_INPUT, UsageError
 
-EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
 EXIT_INTERRUPTED = 130
 
@@ -53,83 +53,46 @@ CONTINUE_OPTIONS = ("data_dir", "stage", "epochs", "epochs2")
 change: where the data is, which stages to train, and how many epochs."""
 
 
-class UsageError(Exception):
-    """Bad input: printed as one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {text})")
-    return value
-
-
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {text})")
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (got {text})")
-    return value
-
-
-def _non_negative_float(text):
-    value = float(text)
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (got {text})")
-    return value
-
-
 def build_parser():
-    parser = _Parser(prog="python -m kvae.train", description=__doc__,
+    parser = cli.Parser(prog="python -m kvae.train", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", nargs="?", help="dataset name (see above)")
     model = parser.add_argument_group("model")
     model.add_argument("--gamma", choices=recipes.GAMMAS,
                        help="observation model of stage 1 (default computed)")
-    model.add_argument("--sigma", type=_positive_float, help="gamma for --gamma fixed")
-    model.add_argument("--kl-weight", type=_non_negative_float)
+    model.add_argument("--sigma", type=cli.positive_float, help="gamma for --gamma fixed")
+    model.add_argument("--kl-weight", type=cli.non_negative_float)
     model.add_argument("--gamma2", choices=recipes.STAGE2_GAMMAS,
                        help="observation model of stage 2 (default: computed for a computed "
                             "stage 1, else learned)")
     model.add_argument("--net", choices=tuple(recipes.NET_OPTIONS))
-    model.add_argument("--latent-dim", type=_positive_int)
+    model.add_argument("--latent-dim", type=cli.positive_int)
     for option in ("base-dim", "num-scale", "block-per-scale", "depth-per-block",
                    "kernel-size", "fc-dim"):
-        model.add_argument(f"--{option}", type=_positive_int, help="resnet option")
-    model.add_argument("--width", type=_positive_int, help="mlp option")
-    model.add_argument("--num-blocks", type=_positive_int, help="mlp option")
-    model.add_argument("--second-dim", type=_positive_int)
-    model.add_argument("--second-depth", type=_positive_int)
+        model.add_argument(f"--{option}", type=cli.positive_int, help="resnet option")
+    model.add_argument("--width", type=cli.positive_int, help="mlp option")
+    model.add_argument("--num-blocks", type=cli.positive_int, help="mlp option")
+    model.add_argument("--second-dim", type=cli.positive_int)
+    model.add_argument("--second-depth", type=cli.positive_int)
     source = parser.add_argument_group("data")
     source.add_argument("--data-dir", type=Path,
                         help="tfds data folder, or a folder of idx files (also KVAE_DATA_DIR)")
-    source.add_argument("--image-size", type=_positive_int, help="imagefolder side (default 64)")
-    source.add_argument("--dim", type=_positive_int, help="sphere dimension D (default 8)")
-    source.add_argument("--radius", type=_positive_float, help="sphere radius R (default 1)")
+    source.add_argument("--image-size", type=cli.positive_int, help="imagefolder side (default 64)")
+    source.add_argument("--dim", type=cli.positive_int, help="sphere dimension D (default 8)")
+    source.add_argument("--radius", type=cli.positive_float, help="sphere radius R (default 1)")
     schedule = parser.add_argument_group("training")
-    schedule.add_argument("--batch-size", type=_positive_int)
-    schedule.add_argument("--steps-per-epoch", type=_positive_int,
+    schedule.add_argument("--batch-size", type=cli.positive_int)
+    schedule.add_argument("--steps-per-epoch", type=cli.positive_int,
                           help="batches per epoch (default: one pass, remainder dropped)")
-    schedule.add_argument("--epochs", type=_positive_int)
-    schedule.add_argument("--lr", type=_positive_float)
-    schedule.add_argument("--lr-epochs", type=_non_negative_int,
+    schedule.add_argument("--epochs", type=cli.positive_int)
+    schedule.add_argument("--lr", type=cli.positive_float)
+    schedule.add_argument("--lr-epochs", type=cli.non_negative_int,
                           help="multiply the lr by --lr-fac every this many epochs (0: never)")
-    schedule.add_argument("--lr-fac", type=_positive_float)
-    schedule.add_argument("--epochs2", type=_positive_int)
-    schedule.add_argument("--lr2", type=_positive_float)
-    schedule.add_argument("--lr-epochs2", type=_non_negative_int)
-    schedule.add_argument("--lr-fac2", type=_positive_float)
+    schedule.add_argument("--lr-fac", type=cli.positive_float)
+    schedule.add_argument("--epochs2", type=cli.positive_int)
+    schedule.add_argument("--lr2", type=cli.positive_float)
+    schedule.add_argument("--lr-epochs2", type=cli.non_negative_int)
+    schedule.add_argument("--lr-fac2", type=cli.positive_float)
     schedule.add_argument("--stage", choices=("1", "2", "both"),
                           help="stages to train (default both; 2 needs a finished stage 1 "
                                "in --out)")
@@ -331,12 +294,7 @@ class RunFolder:
         os.replace(temporary, self.file("metrics.csv"))
 
     def _write_json(self, name, value):
-        temporary = self.file(name + ".tmp")
-        with open(temporary, "w") as handle:
-            json.dump(value, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.file(name))
+        cli.write_json(self.file(name), value)
 
 
 # -- training ------------------------------------------------------------------------
