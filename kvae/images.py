@@ -107,3 +107,54 @@ def save_bar_plot(values, path, highlighted=(), threshold=None, top=1.0, title="
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return Path(path)
+
+
+LINE_COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+               (140, 86, 75), (227, 119, 194), (127, 127, 127))
+
+
+def save_line_plot(series, path, title="", log_y=False, size=(420, 260), margin=40):
+    """Write a PNG line plot: `series` maps a label to (x values, y values);
+    each line has its own colour, named in a legend under the title. The
+    y range is written at the left edge; `log_y` uses a log scale."""
+    from PIL import ImageDraw
+
+    width, height = size
+    labels = list(series)
+    legend_height = 12 * (len(labels) + 1) + 4
+    picture = Image.new("RGB", (width, height + legend_height), (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    draw.text((margin, 2), title, fill=(0, 0, 0))
+    for index, label in enumerate(labels):
+        draw.text((margin, 14 + 12 * index), label, fill=LINE_COLORS[index % len(LINE_COLORS)])
+    points = {label: (np.asarray(xs, np.float64), np.asarray(ys, np.float64))
+              for label, (xs, ys) in series.items()}
+    transform = (lambda v: np.log10(np.clip(v, 1e-300, None))) if log_y else (lambda v: v)
+    every_x = np.concatenate([xs for xs, _ in points.values()]) if points else np.zeros(1)
+    every_y = np.concatenate([transform(ys) for _, ys in points.values()]) if points else \
+        np.zeros(1)
+    finite = np.isfinite(every_y)
+    x_low, x_high = float(every_x.min()), float(max(every_x.max(), every_x.min() + 1e-12))
+    y_low, y_high = (float(every_y[finite].min()), float(every_y[finite].max())) \
+        if finite.any() else (0.0, 1.0)
+    y_high = max(y_high, y_low + 1e-12)
+    top, bottom, left, right = legend_height + 4, legend_height + height - 20, margin, \
+        width - 10
+
+    def position(x, y):
+        return (left + (x - x_low) / (x_high - x_low) * (right - left),
+                bottom - (y - y_low) / (y_high - y_low) * (bottom - top))
+
+    draw.rectangle((left, top, right, bottom), outline=(0, 0, 0))
+    for index, (xs, ys) in enumerate(points.values()):
+        coordinates = [position(x, y) for x, y in zip(xs, transform(ys)) if np.isfinite(y)]
+        if len(coordinates) > 1:
+            draw.line(coordinates, fill=LINE_COLORS[index % len(LINE_COLORS)], width=2)
+    shown = (lambda v: f"{10 ** v:.3g}") if log_y else (lambda v: f"{v:.3g}")
+    draw.text((2, top), shown(y_high), fill=(0, 0, 0))
+    draw.text((2, bottom - 10), shown(y_low), fill=(0, 0, 0))
+    draw.text((left, bottom + 4), f"{x_low:g}", fill=(0, 0, 0))
+    draw.text((right - 30, bottom + 4), f"{x_high:g}", fill=(0, 0, 0))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    return Path(path)

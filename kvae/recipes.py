@@ -102,6 +102,8 @@ NET_OPTIONS = {
                "fc_dim"),
     "infogan": (),
     "mlp": ("width", "num_blocks"),
+    "collapse_dense": (),
+    "collapse_conv": (),
 }
 """The network options each stage-1 network takes (`net_config`)."""
 

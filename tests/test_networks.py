@@ -55,7 +55,9 @@ def test_decoder_widths_are_capped_at_1024():
 
 
 @pytest.mark.parametrize("net,shape", [("resnet", (16, 16, 3)), ("infogan", (28, 28, 1)),
-                                        ("mlp", (2,)), ("stage2", (6,))])
+                                        ("mlp", (2,)), ("stage2", (6,)),
+                                        ("collapse_dense", (28, 28, 1)),
+                                        ("collapse_conv", (28, 28, 1))])
 @pytest.mark.parametrize("pixel", [False, True])
 def test_output_shapes_and_dtypes(net, shape, pixel):
     config = {"base_dim": 4, "num_scale": 2, "fc_dim": 8} if net == "resnet" else None
@@ -69,7 +71,7 @@ def test_output_shapes_and_dtypes(net, shape, pixel):
     for tensor in decoded:
         assert tuple(tensor.shape) == (3, *shape)
         assert keras.backend.standardize_dtype(tensor.dtype) == "float32"
-    if net in ("resnet", "infogan"):
+    if net not in ("mlp", "stage2"):
         values = keras.ops.convert_to_numpy(decoded[0])
         assert values.min() >= 0 and values.max() <= 1
 
@@ -136,3 +138,37 @@ def test_batch_norm_moving_statistics_are_zero_debiased():
     inference = keras.ops.convert_to_numpy(layer(x, training=False))
     moving_std = np.sqrt(np.asarray(layer.moving_variance) + 1e-5)
     np.testing.assert_allclose(inference, (x - np.asarray(layer.moving_mean)) / moving_std, rtol=1e-4, atol=1e-5)
+
+
+# Asperti 2019, Fig. 4: (output shape, parameters) of each encoder layer, 16
+# latents. Batch-norm rows count gamma, beta and the two moving statistics.
+COLLAPSE_CONV_FIGURE = [
+    ((14, 14, 16), 160), ((14, 14, 16), 64), ((14, 14, 32), 4640), ((7, 7, 32), 9248),
+    ((7, 7, 32), 128), ((4, 4, 32), 9248), ((4, 4, 32), 9248), ((4, 4, 32), 128),
+    ((2, 2, 32), 4128), ((2, 2, 32), 4128), ((2, 2, 32), 128), ((1, 1, 32), 4128),
+    ((1, 1, 16), 528), ((1, 1, 16), 528),
+]
+
+
+def test_collapse_conv_encoder_matches_the_papers_figure():
+    encoder, _ = networks.build("collapse_conv", (28, 28, 1), 16)
+    rows = []
+    for layer in encoder.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            rows.append((tuple(layer.output.shape[1:]), 4 * layer.gamma.shape[0]))
+        elif isinstance(layer, keras.layers.Conv2D):
+            rows.append((tuple(layer.output.shape[1:]), layer.count_params()))
+    assert rows == COLLAPSE_CONV_FIGURE
+    assert networks.count_trainable(encoder) == 46_208
+
+
+def test_collapse_dense_is_784_256_64_32_16():
+    encoder, decoder = networks.build("collapse_dense", (28, 28, 1), 16)
+    dense = [layer.units for layer in encoder.layers if isinstance(layer, keras.layers.Dense)]
+    assert dense == [256, 64, 32, 16, 16]  # the last two: the mu and log sigma heads
+    assert networks.count_trainable(encoder) == (784 * 256 + 256) + (256 * 64 + 64) + (
+        64 * 32 + 32) + 2 * (32 * 16 + 16)
+    assert [layer.units for layer in decoder.layers
+            if isinstance(layer, keras.layers.Dense)] == [32, 64, 256, 784]
+    with pytest.raises(ValueError, match="28x28"):
+        networks.build("collapse_dense", (32, 32, 3), 16)

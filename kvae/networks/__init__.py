@@ -11,11 +11,23 @@ model is per-pixel.
 | `infogan` | images with sides divisible by 4 (28x28 MNIST) | Dai & Wipf 2019 (class Infogan) |
 | `mlp` | low-dimensional vectors (2-D manifold) | Berger & Sebag 2020, Sec. 4.1 |
 | `stage2` | stage-1 latent vectors | Dai & Wipf 2019, second stage |
+| `collapse_dense` | 28x28 images | Asperti 2019, Table 1 (784-256-64-32) |
+| `collapse_conv` | 28x28 images | Asperti 2019, Fig. 4 |
 """
 
-from kvae.networks import infogan, mlp, resnet, stage2
+from types import SimpleNamespace
 
-_MODULES = {"resnet": resnet, "infogan": infogan, "mlp": mlp, "stage2": stage2}
+from kvae.networks import collapse, infogan, mlp, resnet, stage2
+
+_MODULES = {
+    "resnet": resnet, "infogan": infogan, "mlp": mlp, "stage2": stage2,
+    "collapse_dense": SimpleNamespace(DEFAULTS=collapse.DEFAULTS,
+                                      build_encoder=collapse.build_dense_encoder,
+                                      build_decoder=collapse.build_dense_decoder),
+    "collapse_conv": SimpleNamespace(DEFAULTS=collapse.DEFAULTS,
+                                     build_encoder=collapse.build_conv_encoder,
+                                     build_decoder=collapse.build_conv_decoder),
+}
 
 NETWORKS = tuple(_MODULES)
 
