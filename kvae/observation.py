@@ -143,14 +143,26 @@ class LearnedGamma(Observation):
 
 @keras.saving.register_keras_serializable(package="kvae")
 class FixedGamma(Observation):
-    """A constant gamma = sigma (F-VAE of Berger & Sebag 2020)."""
+    """A gamma that training does not learn: sigma (F-VAE of Berger & Sebag
+    2020), kept as a non-trainable log sigma so that a schedule can move it
+    between epochs (`set_sigma`; their appendix A.2 runs F-VAE along LS-VAE's
+    sigma trajectory). `sigma` in the config is the initial value."""
 
     def __init__(self, sigma, **kwargs):
         super().__init__(**kwargs)
         _, self.sigma = resolve_gamma("fixed", sigma)
+        self.log_sigma = self.add_weight(
+            name="log_sigma", shape=(),
+            initializer=keras.initializers.Constant(math.log(self.sigma)), trainable=False,
+        )
 
     def log_gamma(self, pixel_log_sigma=None):
-        return ops.convert_to_tensor(math.log(self.sigma), dtype="float32")
+        return ops.convert_to_tensor(self.log_sigma)
+
+    def set_sigma(self, sigma):
+        """Move the fixed gamma to `sigma` (> 0) from the next step on."""
+        _, sigma = resolve_gamma("fixed", sigma)
+        self.log_sigma.assign(math.log(sigma))
 
     def get_config(self):
         return {**super().get_config(), "sigma": self.sigma}

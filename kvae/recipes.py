@@ -109,7 +109,7 @@ NET_OPTIONS = {
 
 CONFIG_KEYS = (
     "dataset", "data_dir", "image_size", "dim", "radius",
-    "gamma", "sigma", "kl_weight", "gamma2",
+    "gamma", "sigma", "sigma_schedule", "kl_weight", "gamma2",
     "net", "net_config", "latent_dim", "second_dim", "second_depth",
     "batch_size", "steps_per_epoch",
     "epochs", "lr", "lr_epochs", "lr_fac",
@@ -150,7 +150,7 @@ def resolve(dataset, gamma="computed", overrides=None):
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
     config = recipe(dataset, gamma)
     config.update({
-        "dataset": dataset, "gamma": gamma, "sigma": None,
+        "dataset": dataset, "gamma": gamma, "sigma": None, "sigma_schedule": None,
         "gamma2": "computed" if gamma == "computed" else "learned",
         "data_dir": None, "image_size": 64, "dim": 8, "radius": 1.0,
         "steps_per_epoch": config.get("steps_per_epoch"),
@@ -174,6 +174,11 @@ def resolve(dataset, gamma="computed", overrides=None):
     if config["kl_weight"] == BALANCING_KL_WEIGHT:
         side = data.data_shape(dataset, config["image_size"], config["dim"])[0]
         config["kl_weight"] = (2.0 * side / config["latent_dim"]) ** 2
+    if config["sigma_schedule"] is not None:
+        if config["gamma"] != "fixed":
+            raise RecipeError("--sigma-schedule applies only to --gamma fixed.")
+        if config["sigma"] is None:
+            config["sigma"] = config["sigma_schedule"][0]
     if config["gamma"] == "fixed" and config["sigma"] is None:
         raise RecipeError("--gamma fixed needs --sigma (the fixed gamma); --gamma mse is "
                           "sigma^2 = 1/2.")

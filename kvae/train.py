@@ -61,6 +61,10 @@ def build_parser():
     model.add_argument("--gamma", choices=recipes.GAMMAS,
                        help="observation model of stage 1 (default computed)")
     model.add_argument("--sigma", type=cli.positive_float, help="gamma for --gamma fixed")
+    model.add_argument("--sigma-schedule", type=Path, metavar="CSV",
+                       help="--gamma fixed with a sigma per epoch: a CSV with columns epoch "
+                            "and sigma, or the metrics.csv of a learned-gamma run (its "
+                            "stage-1 gamma column); epochs past its end keep the last value")
     model.add_argument("--kl-weight", type=cli.non_negative_float)
     model.add_argument("--gamma2", choices=recipes.STAGE2_GAMMAS,
                        help="observation model of stage 2 (default: computed for a computed "
@@ -116,9 +120,30 @@ def given_options(args):
     """The configuration options given on the command line (None = not given)."""
     options = {key: value for key, value in vars(args).items()
                if key not in _NOT_CONFIG and value is not None}
-    if "data_dir" in options:
-        options["data_dir"] = str(options["data_dir"])
+    for key in ("data_dir", "sigma_schedule"):
+        if key in options:
+            options[key] = str(options[key])
     return options
+
+
+def read_sigma_schedule(path):
+    """The per-epoch sigma values of a schedule file (see --sigma-schedule),
+    in epoch order."""
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise UsageError(f"cannot read --sigma-schedule {path}: {error}") from error
+    rows = [row for row in rows if row.get("stage", "1") == "1"]
+    column = "sigma" if rows and "sigma" in rows[0] else "gamma"
+    try:
+        schedule = [float(row[column]) for row in sorted(rows, key=lambda r: int(r["epoch"]))]
+    except (KeyError, TypeError, ValueError) as error:
+        raise UsageError(f"--sigma-schedule {path} needs columns epoch and sigma (or gamma): "
+                         f"{error}") from error
+    if not schedule or not all(math.isfinite(v) and v > 0 for v in schedule):
+        raise UsageError(f"--sigma-schedule {path} needs at least one row of finite sigma > 0")
+    return schedule
 
 
 def resolve_config(args):
@@ -128,6 +153,8 @@ def resolve_config(args):
     options = given_options(args)
     options.pop("dataset")
     gamma = options.pop("gamma", "computed")
+    if "sigma_schedule" in options:
+        options["sigma_schedule"] = read_sigma_schedule(options["sigma_schedule"])
     try:
         return recipes.resolve(args.dataset, gamma, options)
     except (recipes.RecipeError, data.DataError, ValueError) as error:
@@ -386,6 +413,11 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
         keras.callbacks.TensorBoard(str(run.file(f"logs/stage{stage}")), write_graph=False,
                                     profile_batch=0),
     ]
+    schedule = config.get("sigma_schedule") if stage == "1" else None
+    if schedule:
+        callbacks.insert(0, keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs=None: model.observation.set_sigma(
+                schedule[min(epoch, len(schedule) - 1)])))
     print(f"stage {stage}: epochs {done + 1}-{total}, {steps} steps of {batch_size}",
           flush=True)
     model.fit(

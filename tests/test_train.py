@@ -297,3 +297,35 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     assert int(model.optimizer.iterations) == 20
     assert all(np.isfinite(np.asarray(w)).all() for w in model.weights)
     assert not list(run_dir.glob("*.next.keras"))
+
+
+def test_sigma_schedule_moves_the_fixed_gamma_each_epoch(tmp_path):
+    schedule = tmp_path / "schedule.csv"
+    # A learned-gamma run's metrics.csv: only the stage-1 rows count, in epoch order.
+    schedule.write_text("epoch,stage,gamma\n2,1,0.5\n1,1,1.0\n1,2,9.0\n3,1,0.25\n")
+    run_dir = tmp_path / "run"
+    assert train.main(["manifold2d", "--gamma", "fixed", "--sigma-schedule", str(schedule),
+                       "--epochs", "4", "--steps-per-epoch", "3", "--stage", "1",
+                       "--out", str(run_dir)]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["sigma_schedule"] == [1.0, 0.5, 0.25] and config["sigma"] == 1.0
+    gammas = [float(row["gamma"]) for row in read_rows(run_dir)]
+    np.testing.assert_allclose(gammas, [1.0, 0.5, 0.25, 0.25], rtol=1e-6)
+    model = kvae.load(run_dir / "stage1.keras", compile=False)
+    assert model.gamma() == pytest.approx(0.25, rel=1e-6)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("epoch,sigma\n1,-1\n", "finite sigma > 0"),
+    ("epoch,width\n1,2\n", "columns epoch and sigma"),
+])
+def test_bad_sigma_schedules_exit_2(content, message, tmp_path, capsys):
+    schedule = tmp_path / "schedule.csv"
+    schedule.write_text(content)
+    assert train.main(["manifold2d", "--gamma", "fixed", "--sigma-schedule", str(schedule),
+                       "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    schedule.write_text("epoch,sigma\n1,0.5\n")
+    assert train.main(["manifold2d", "--gamma", "learned", "--sigma-schedule", str(schedule),
+                       "--out", str(tmp_path / "run2")]) == 2
+    assert "only to --gamma fixed" in capsys.readouterr().err
