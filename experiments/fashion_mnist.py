@@ -17,47 +17,26 @@ constant.
 """
 
 import argparse
-import csv
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
+
+from common import evaluate, markdown_table, mean_std, metrics_rows, train
 
 SETTINGS = {"mse": "F-VAE, MSE (sigma^2 = 1/2)", "learned": "LS-VAE, learned gamma",
             "pixel": "LV-VAE, per-pixel sigma", "computed": "computed gamma"}
 SEEDED = ("computed", "learned")
 
 
-def train_command(gamma, seed, args, run_dir):
-    if (run_dir / "config.json").is_file():
-        return [sys.executable, "-m", "kvae.train", "--resume", "--out", str(run_dir)]
-    return [sys.executable, "-m", "kvae.train", "fashion_mnist", "--gamma", gamma,
-            "--epochs", str(args.epochs), "--epochs2", str(args.epochs),
-            "--steps-per-epoch", str(args.steps), "--lr", "1e-3", "--lr2", "1e-3",
-            "--xla", "on", "--seed", str(seed), "--out", str(run_dir)]
-
-
-def run(command, log):
-    print("$", " ".join(command), flush=True)
-    with open(log, "a") as handle:
-        return subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT).returncode
-
-
 def train_and_evaluate(gamma, seed, args):
     run_dir = args.out / f"{gamma}-seed{seed}"
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    code = run(train_command(gamma, seed, args, run_dir), args.out / f"{gamma}-seed{seed}.log")
-    status = {0: "finished", 3: "stopped: non-finite loss"}.get(code, f"failed ({code})")
-    evaluation = run_dir / "eval" / "metrics.json"
-    if not evaluation.is_file() and (run_dir / "stage1.keras").is_file():
-        run([sys.executable, "-m", "kvae.evaluate", str(run_dir), "--out",
-             str(run_dir / "eval")], args.out / f"{gamma}-seed{seed}.log")
-    result = json.loads(evaluation.read_text()) if evaluation.is_file() else None
+    log = args.out / f"{gamma}-seed{seed}.log"
+    status = train(run_dir, [
+        "fashion_mnist", "--gamma", gamma, "--epochs", args.epochs, "--epochs2", args.epochs,
+        "--steps-per-epoch", args.steps, "--lr", "1e-3", "--lr2", "1e-3", "--xla", "on",
+        "--seed", seed], log)
     return {"gamma": gamma, "seed": seed, "status": status, "run_dir": run_dir,
-            "metrics": result}
+            "metrics": evaluate(run_dir, [], log)}
 
 
 def row_values(metrics):
@@ -72,36 +51,28 @@ def row_values(metrics):
 def fmt(value):
     if value is None:
         return ""
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.4g}"
+    return str(value) if isinstance(value, int) else f"{value:.4g}"
 
 
 def part3_table(results):
-    columns = list(row_values(results[0]["metrics"]).keys()) if results[0]["metrics"] else []
-    lines = ["| setting | " + " | ".join(columns) + " | status |",
-             "|---" * (len(columns) + 2) + "|"]
+    columns = ["bits/dim", "ELBO (nats)", "MSE", "FD REC", "FD GEN-1", "FD GEN-2",
+               "variance law", "inactive", "gamma"]
+    rows = []
     for result in results:
         values = row_values(result["metrics"]) if result["metrics"] else {}
-        lines.append(f"| {SETTINGS[result['gamma']]} | "
-                     + " | ".join(fmt(values.get(c)) for c in columns)
-                     + f" | {result['status']} |")
-    return "\n".join(lines)
+        rows.append([SETTINGS[result["gamma"]], *(fmt(values.get(c)) for c in columns),
+                     result["status"]])
+    return markdown_table(["setting", *columns, "status"], rows)
 
 
 def part4_table(results):
-    columns = ("MSE", "FD REC", "FD GEN-1", "FD GEN-2", "variance law", "inactive", "gamma")
-    lines = ["| gamma | runs | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    columns = ["MSE", "FD REC", "FD GEN-1", "FD GEN-2", "variance law", "inactive", "gamma"]
+    rows = []
     for gamma in SEEDED:
-        rows = [row_values(r["metrics"]) for r in results
-                if r["gamma"] == gamma and r["metrics"] is not None]
-        cells = []
-        for column in columns:
-            values = np.array([row[column] for row in rows if row[column] is not None], float)
-            cells.append(f"{values.mean():.4g} ± {values.std(ddof=1):.2g}" if len(values) > 1
-                         else fmt(values[0]) if len(values) else "")
-        lines.append(f"| {gamma} | {len(rows)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        values = [row_values(r["metrics"]) for r in results
+                  if r["gamma"] == gamma and r["metrics"] is not None]
+        rows.append([gamma, len(values), *(mean_std([v[c] for v in values]) for c in columns)])
+    return markdown_table(["gamma", "runs", *columns], rows)
 
 
 def curves(results, path):
@@ -110,11 +81,9 @@ def curves(results, path):
 
     series_gamma, series_mse = {}, {}
     for result in results:
-        metrics_csv = result["run_dir"] / "metrics.csv"
-        if result["gamma"] not in SEEDED or not metrics_csv.is_file():
+        if result["gamma"] not in SEEDED or not (result["run_dir"] / "metrics.csv").is_file():
             continue
-        with open(metrics_csv, newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if row["stage"] == "1"]
+        rows = metrics_rows(result["run_dir"])
         label = f"{result['gamma']} seed {result['seed']}"
         epochs = [int(row["epoch"]) for row in rows]
         series_gamma[label] = (epochs, [float(row["gamma"]) for row in rows])
