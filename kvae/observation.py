@@ -164,6 +164,11 @@ class FixedGamma(Observation):
         _, sigma = resolve_gamma("fixed", sigma)
         self.log_sigma.assign(math.log(sigma))
 
+    def load_own_variables(self, store):
+        if len(store.keys()) == 0:
+            return  # a file from before sigma was a weight: keep the config's sigma
+        super().load_own_variables(store)
+
     def get_config(self):
         return {**super().get_config(), "sigma": self.sigma}
 

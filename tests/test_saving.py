@@ -80,3 +80,15 @@ def test_jax_trained_model_loads_on_tensorflow_with_the_same_outputs(tmp_path):
     model = kvae.load(tmp_path / "model.keras", compile=False)
     for key, value in model_outputs(model, inputs).items():
         np.testing.assert_allclose(value, on_jax[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_fixed_gamma_files_from_before_sigma_was_a_weight_still_load():
+    import math
+
+    from kvae import observation
+
+    layer = observation.FixedGamma(0.3)
+    layer.load_own_variables({})  # such files store no variable for the layer
+    assert float(np.exp(layer.log_gamma())) == pytest.approx(0.3)
+    layer.load_own_variables({"0": np.array(math.log(0.2), "float32")})
+    assert float(np.exp(layer.log_gamma())) == pytest.approx(0.2)
