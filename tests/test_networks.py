@@ -172,3 +172,11 @@ def test_collapse_dense_is_784_256_64_32_16():
             if isinstance(layer, keras.layers.Dense)] == [32, 64, 256, 784]
     with pytest.raises(ValueError, match="28x28"):
         networks.build("collapse_dense", (32, 32, 3), 16)
+
+
+def test_collapse_conv_uses_keras_batch_norm_defaults():
+    encoder, decoder = networks.build("collapse_conv", (28, 28, 1), 16)
+    norms = [layer for layer in encoder.layers + decoder.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 8
+    assert all(layer.momentum == 0.99 and layer.epsilon == 1e-3 for layer in norms)

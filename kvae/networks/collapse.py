@@ -14,9 +14,13 @@
   block by block (1x1 -> 2x2 -> 4x4 -> 8x8 cropped to 7x7 -> 14x14 -> 28x28).
 
 Both heads output log sigma (the paper's Keras code has log variance: the
-same model, another parametrisation). Layers use Keras's default
-initialisers; batch norm is kvae's (the originals' epsilon and momentum,
-debiased), as everywhere in kvae.
+same model, another parametrisation). The figure is a Keras model summary,
+so layers keep Keras's defaults: its initialisers, and batch norm with
+Keras's momentum 0.99 and epsilon 1e-3 (`KERAS_BN`; debiased, as all of
+kvae's batch norm), not the 0.999 / 1e-5 of Dai & Wipf's TensorFlow code.
+With 0.999 and a learning rate of 1e-3 the moving statistics lag the
+weights: after 20 epochs on Fashion-MNIST the convolutional VAE's validation
+MSE was 0.045 against 0.013 in training.
 
 Reference: A. Asperti, "Variational Autoencoders and the Variable Collapse
 Phenomenon", Sensors & Transducers 2019 (arXiv:1812.09228 extended).
@@ -28,6 +32,9 @@ from keras import layers
 from kvae.networks.layers import batch_norm, gaussian_heads, image_output
 
 DEFAULTS = {}
+
+KERAS_BN = {"momentum": 0.99, "epsilon": 1e-3}
+"""Keras's BatchNormalization defaults, which the paper's Keras code had."""
 
 DENSE_WIDTHS = (256, 64, 32)
 CONV_SHAPE = (28, 28, 1)
@@ -101,7 +108,7 @@ def build_conv_encoder(image_shape, latent_dim, dtype):
         for index, (filters, kernel, stride) in enumerate(convs):
             h = layers.Conv2D(filters, kernel, strides=stride, padding="same",
                               name=f"conv{group}_{index}", dtype=dtype)(h)
-        h = batch_norm(f"bn{group}", dtype)(h)
+        h = batch_norm(f"bn{group}", dtype, **KERAS_BN)(h)
         h = layers.ReLU(name=f"relu{group}", dtype=dtype)(h)
     filters, kernel, stride = LAST_CONV
     h = layers.Conv2D(filters, kernel, strides=stride, padding="same", name="conv_last",
@@ -130,7 +137,7 @@ def build_conv_decoder(image_shape, latent_dim, dtype, pixel):
         for index, (filters, kernel, stride) in enumerate(convs):
             h = layers.Conv2DTranspose(filters, kernel, strides=stride, padding="same",
                                        name=f"deconv{group}_{index}", dtype=dtype)(h)
-        h = batch_norm(f"bn{group}", dtype)(h)
+        h = batch_norm(f"bn{group}", dtype, **KERAS_BN)(h)
         h = layers.ReLU(name=f"relu{group}", dtype=dtype)(h)
         if group == 2:
             h = layers.Cropping2D(((0, 1), (0, 1)), name="crop", dtype=dtype)(h)

@@ -73,11 +73,11 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
         return ops.cast(outputs, self.compute_dtype)
 
 
-def batch_norm(name, dtype):
-    """Zero-debiased batch normalization with the originals' epsilon and
-    momentum."""
+def batch_norm(name, dtype, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
+    """Zero-debiased batch normalization, by default with the originals'
+    epsilon and momentum."""
     return DebiasedBatchNormalization(
-        epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype
+        epsilon=epsilon, momentum=momentum, name=name, dtype=dtype
     )
 
 
