@@ -70,7 +70,7 @@ def main():
                              rows))
         inactive = [row["index"] for row in metrics["latents"] if row["inactive"]]
         difference = zeroed_generation(run_dir, inactive,
-                                       args.figures / f"{net}_zeroed_inactive.png")
+                                       args.figures / f"{net}_{args.gamma}_zeroed_inactive.png")
         print(f"\ninactive {len(inactive)} of 16; MSE {metrics['mse']:.4g}; variance law "
               f"{metrics['variance_law']:.3f}; FD-fmnist REC / GEN-1 "
               f"{metrics['fd_fmnist']['rec']:.2f} / {metrics['fd_fmnist']['gen1']:.2f}; "
