@@ -21,14 +21,21 @@ def run(command, log):
 
 def train(run_dir, options, log):
     """`python -m kvae.train` into run_dir, or --resume it when it exists.
-    Returns "finished", "stopped: non-finite loss" or "failed (code)"."""
+    Returns "finished", "stopped: non-finite loss" or "failed (code)", also
+    written to run_dir.status; a run that stopped on a non-finite loss is
+    not retried (it would stop again the same way)."""
     run_dir = Path(run_dir)
+    status_file = run_dir.with_suffix(".status")
+    if status_file.is_file() and status_file.read_text().startswith("stopped"):
+        return status_file.read_text()
     if (run_dir / "config.json").is_file():
         command = [sys.executable, "-m", "kvae.train", "--resume", "--out", run_dir]
     else:
         command = [sys.executable, "-m", "kvae.train", *options, "--out", run_dir]
     code = run(command, log)
-    return {0: "finished", 3: "stopped: non-finite loss"}.get(code, f"failed ({code})")
+    status = {0: "finished", 3: "stopped: non-finite loss"}.get(code, f"failed ({code})")
+    status_file.write_text(status)
+    return status
 
 
 def evaluate(run_dir, options, log, out_name="eval"):
