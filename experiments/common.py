@@ -27,7 +27,7 @@ def train(run_dir, options, log):
     run_dir = Path(run_dir)
     status_file = run_dir.with_suffix(".status")
     if status_file.is_file() and status_file.read_text().startswith("stopped"):
-        return status_file.read_text()
+        return status_file.read_text().strip()
     if (run_dir / "config.json").is_file():
         command = [sys.executable, "-m", "kvae.train", "--resume", "--out", run_dir]
     else:
