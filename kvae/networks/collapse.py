@@ -100,16 +100,21 @@ ENCODER_CONVS = (  # (filters, kernel, stride), then BN + ReLU after each group
 LAST_CONV = (32, 2, 2)
 
 
+def conv_group(h, group, convs, layer_class, prefix, dtype):
+    """One group of (transposed) 'same' convolutions, then BN and ReLU."""
+    for index, (filters, kernel, stride) in enumerate(convs):
+        h = layer_class(filters, kernel, strides=stride, padding="same",
+                        name=f"{prefix}{group}_{index}", dtype=dtype)(h)
+    h = batch_norm(f"bn{group}", dtype, **KERAS_BN)(h)
+    return layers.ReLU(name=f"relu{group}", dtype=dtype)(h)
+
+
 def build_conv_encoder(image_shape, latent_dim, dtype):
     _check_shape(image_shape, "collapse_conv")
     x = keras.Input(shape=tuple(image_shape), name="x")
     h = x
     for group, convs in enumerate(ENCODER_CONVS):
-        for index, (filters, kernel, stride) in enumerate(convs):
-            h = layers.Conv2D(filters, kernel, strides=stride, padding="same",
-                              name=f"conv{group}_{index}", dtype=dtype)(h)
-        h = batch_norm(f"bn{group}", dtype, **KERAS_BN)(h)
-        h = layers.ReLU(name=f"relu{group}", dtype=dtype)(h)
+        h = conv_group(h, group, convs, layers.Conv2D, "conv", dtype)
     filters, kernel, stride = LAST_CONV
     h = layers.Conv2D(filters, kernel, strides=stride, padding="same", name="conv_last",
                       dtype=dtype)(h)
@@ -134,11 +139,7 @@ def build_conv_decoder(image_shape, latent_dim, dtype, pixel):
     h = layers.Reshape((1, 1, latent_dim), name="reshape", dtype=dtype)(z)
     h = layers.Conv2D(32, 1, name="conv_first", dtype=dtype)(h)
     for group, convs in enumerate(DECODER_CONVS):
-        for index, (filters, kernel, stride) in enumerate(convs):
-            h = layers.Conv2DTranspose(filters, kernel, strides=stride, padding="same",
-                                       name=f"deconv{group}_{index}", dtype=dtype)(h)
-        h = batch_norm(f"bn{group}", dtype, **KERAS_BN)(h)
-        h = layers.ReLU(name=f"relu{group}", dtype=dtype)(h)
+        h = conv_group(h, group, convs, layers.Conv2DTranspose, "deconv", dtype)
         if group == 2:
             h = layers.Cropping2D(((0, 1), (0, 1)), name="crop", dtype=dtype)(h)
 
