@@ -233,7 +233,8 @@ def evaluate(args, progress=None):
         "model": {
             "dataset": config["dataset"], "data_shape": list(shape),
             "latent_dim": stage1.latent_dim, "gamma_mode": stage1.gamma_mode,
-            "gamma": stage1.gamma(), "kl_weight": stage1.kl_weight,
+            "gamma": stage1.gamma(), "min_sigma": stage1.min_sigma,
+            "kl_weight": stage1.kl_weight,
             "stage1": str(stage1_path), "stage1_sha256": cli.file_digest(stage1_path),
             "stage2": str(stage2_path) if stage2_path else None,
             "stage2_sha256": cli.file_digest(stage2_path) if stage2_path else None,

@@ -45,6 +45,9 @@ class VAE(keras.Model):
             CelebA recipe uses (2 H / latent_dim)^2).
         precision: str, "float32", "mixed_float16" or "mixed_bfloat16". Loss
             math, latent heads, outputs and gamma are float32 in all cases.
+        min_sigma: None or float > 0, only for gamma="pixel": a floor on the
+            per-pixel sigma (off by default; see
+            `kvae.observation.PixelGamma`).
         seed: int or None, seeds the sampling of z in training.
 
     Example:
@@ -73,6 +76,7 @@ class VAE(keras.Model):
         sigma=None,
         kl_weight=1.0,
         precision=None,
+        min_sigma=None,
         seed=None,
         **kwargs,
     ):
@@ -105,7 +109,8 @@ class VAE(keras.Model):
         self.precision = precision
         self.seed = seed
 
-        self.observation = observation.get(self.gamma_mode, self.sigma)
+        self.min_sigma = observation.check_min_sigma(min_sigma, self.gamma_mode)
+        self.observation = observation.get(self.gamma_mode, self.sigma, self.min_sigma)
         self.encoder, self.decoder = networks.build(
             net, data_shape, latent_dim, pixel=self.observation.pixel,
             dtype=self.dtype_policy, net_config=self.net_config,
@@ -130,6 +135,7 @@ class VAE(keras.Model):
             "net_config": dict(self.net_config),
             "gamma": self.gamma_mode,
             "sigma": self.sigma,
+            "min_sigma": self.min_sigma,
             "kl_weight": self.kl_weight,
             "precision": self.precision,
             "seed": self.seed,

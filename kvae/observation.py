@@ -9,7 +9,8 @@ One layer per mode; the mode names are also the CLI values and recipe keys:
 - `fixed`: a constant gamma = sigma (F-VAE). The mode `mse` is a shortcut for
   sigma^2 = 1/2, under which the NLL is the plain summed squared error plus
   a constant.
-- `pixel`: the decoder outputs a log sigma per pixel (LV-VAE).
+- `pixel`: the decoder outputs a log sigma per pixel (LV-VAE), optionally
+  floored at `min_sigma` (off by default; see `PixelGamma`).
 
 Each layer answers `log_gamma(pixel_log_sigma)` and `update_gamma(mse)`,
 which the train steps call after the optimizer step.
@@ -178,14 +179,52 @@ class PixelGamma(Observation):
     """gamma_i(z) = exp(log sigma_i(z)) from the decoder (LV-VAE).
 
     Reference: Berger & Sebag 2020, Eq. (11).
+
+    Args:
+        min_sigma: None (the paper's model, no floor) or a floor > 0 on every
+            gamma_i: log gamma_i = max(log sigma_i(z), log min_sigma). A pixel
+            that is constant in the data (Fashion-MNIST's always-black
+            border) makes the per-pixel likelihood unbounded: its sigma can
+            shrink towards 0 for ever, and in float32 the loss turns NaN once
+            exp(-2 log sigma) overflows. The floor is a deliberate deviation
+            that bounds it; below the floor the decoder's log sigma gets no
+            gradient.
     """
 
     pixel = True
 
+    def __init__(self, min_sigma=None, **kwargs):
+        super().__init__(**kwargs)
+        self.min_sigma = check_min_sigma(min_sigma)
+
     def log_gamma(self, pixel_log_sigma=None):
         if pixel_log_sigma is None:
             raise ValueError("gamma='pixel' needs the decoder's log sigma.")
-        return ops.cast(pixel_log_sigma, "float32")
+        log_gamma = ops.cast(pixel_log_sigma, "float32")
+        if self.min_sigma is None:
+            return log_gamma
+        return ops.maximum(log_gamma, math.log(self.min_sigma))
+
+    def get_config(self):
+        return {**super().get_config(), "min_sigma": self.min_sigma}
+
+
+def check_min_sigma(min_sigma, gamma="pixel"):
+    """Validate the LV-VAE sigma floor: None, or a finite float > 0 with
+    gamma 'pixel'. Returns it as a float (or None)."""
+    if min_sigma is None:
+        return None
+    if gamma != "pixel":
+        raise ValueError(
+            f"min_sigma is a floor on the per-pixel sigma of gamma='pixel'; "
+            f"gamma={gamma!r} does not take it. Received: min_sigma={min_sigma!r}"
+        )
+    min_sigma = float(min_sigma)
+    if not (min_sigma > 0 and math.isfinite(min_sigma)):
+        raise ValueError(
+            f"min_sigma must be a finite number > 0. Received: min_sigma={min_sigma!r}"
+        )
+    return min_sigma
 
 
 _OBSERVATIONS = {
@@ -196,9 +235,13 @@ _OBSERVATIONS = {
 }
 
 
-def get(gamma, sigma=None, name="observation"):
-    """The observation layer for a gamma mode (see `GAMMA_MODES`)."""
+def get(gamma, sigma=None, min_sigma=None, name="observation"):
+    """The observation layer for a gamma mode (see `GAMMA_MODES`);
+    `min_sigma` only with 'pixel'."""
     gamma, sigma = resolve_gamma(gamma, sigma)
+    check_min_sigma(min_sigma, gamma)
     if gamma == "fixed":
         return FixedGamma(sigma, name=name)
+    if gamma == "pixel":
+        return PixelGamma(min_sigma, name=name)
     return _OBSERVATIONS[gamma](name=name)

@@ -109,7 +109,7 @@ NET_OPTIONS = {
 
 CONFIG_KEYS = (
     "dataset", "data_dir", "image_size", "dim", "radius",
-    "gamma", "sigma", "sigma_schedule", "kl_weight", "gamma2",
+    "gamma", "sigma", "sigma_schedule", "min_sigma", "kl_weight", "gamma2",
     "net", "net_config", "latent_dim", "second_dim", "second_depth",
     "batch_size", "steps_per_epoch",
     "epochs", "lr", "lr_epochs", "lr_fac",
@@ -151,6 +151,7 @@ def resolve(dataset, gamma="computed", overrides=None):
     config = recipe(dataset, gamma)
     config.update({
         "dataset": dataset, "gamma": gamma, "sigma": None, "sigma_schedule": None,
+        "min_sigma": None,
         "gamma2": "computed" if gamma == "computed" else "learned",
         "data_dir": None, "image_size": 64, "dim": 8, "radius": 1.0,
         "steps_per_epoch": config.get("steps_per_epoch"),
@@ -184,6 +185,8 @@ def resolve(dataset, gamma="computed", overrides=None):
                           "sigma^2 = 1/2.")
     if config["gamma"] != "fixed" and config["sigma"] is not None:
         raise RecipeError("--sigma applies only to --gamma fixed.")
+    if config["gamma"] != "pixel" and config["min_sigma"] is not None:
+        raise RecipeError("--min-sigma applies only to --gamma pixel.")
     if config["gamma2"] not in STAGE2_GAMMAS:
         raise RecipeError(f"--gamma2 must be one of {', '.join(STAGE2_GAMMAS)}.")
     return {key: config[key] for key in CONFIG_KEYS}

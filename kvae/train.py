@@ -65,6 +65,9 @@ def build_parser():
                        help="--gamma fixed with a sigma per epoch: a CSV with columns epoch "
                             "and sigma, or the metrics.csv of a learned-gamma run (its "
                             "stage-1 gamma column); epochs past its end keep the last value")
+    model.add_argument("--min-sigma", type=cli.positive_float,
+                       help="--gamma pixel only: a floor on the per-pixel sigma (off by "
+                            "default, as the paper; bounds the likelihood of constant pixels)")
     model.add_argument("--kl-weight", type=cli.non_negative_float)
     model.add_argument("--gamma2", choices=recipes.STAGE2_GAMMAS,
                        help="observation model of stage 2 (default: computed for a computed "
@@ -189,6 +192,7 @@ def build_stage1(config):
         data.data_shape(config["dataset"], config["image_size"], config["dim"]),
         config["latent_dim"], net=config["net"], net_config=config["net_config"],
         gamma=config["gamma"], sigma=config["sigma"], kl_weight=config["kl_weight"],
+        min_sigma=config.get("min_sigma"),  # absent from runs older than the option
         precision=config["precision"], seed=config["seed"],
     )
 

@@ -36,12 +36,13 @@ def model_outputs(model, inputs):
 
     mu, log_sigma = model.encode(inputs["x"])
     decoded = model.decode(inputs["z"])
-    if isinstance(decoded, (list, tuple)):
+    outputs = {"mu": mu, "log_sigma": log_sigma}
+    if isinstance(decoded, (list, tuple)):  # per-pixel sigma, floored or not
+        outputs["log_gamma"] = model.observation.log_gamma(decoded[1])
         decoded = decoded[0]
-    reconstruction = model.reconstruct(inputs["x"])
-    return {key: ops.convert_to_numpy(value) for key, value in
-            {"mu": mu, "log_sigma": log_sigma, "decoded": decoded,
-             "reconstruction": reconstruction}.items()}
+    outputs["decoded"] = decoded
+    outputs["reconstruction"] = model.reconstruct(inputs["x"])
+    return {key: ops.convert_to_numpy(value) for key, value in outputs.items()}
 
 
 def run_worker(backend, *args, timeout=300):

@@ -33,6 +33,8 @@ def replay_computed_gamma(mses):
     ({"latent_dim": 2.5}, r"latent_dim=2\.5"),
     ({"precision": "float64"}, r"'float64'.*float32, mixed_float16, mixed_bfloat16"),
     ({"kl_weight": -1}, r"kl_weight=-1"),
+    ({"gamma": "learned", "min_sigma": 0.1}, r"gamma='learned' does not take it"),
+    ({"gamma": "pixel", "min_sigma": 0.0}, r"min_sigma=0\.0"),
     ({"data_shape": (28, 28, 1)}, r"power of\s+two.*28"),
     ({"data_shape": (24, 24, 3)}, r"power of\s+two.*24"),
 ])
@@ -120,6 +122,28 @@ def test_pixel_gamma_comes_from_the_decoder():
     assert x_mean.shape == log_sigma.shape == (2, 8, 8, 1)
     assert model.gamma() is None
     assert model.decoder.output[0].shape == (None, 8, 8, 1)
+
+
+def test_pixel_sigma_floor_follows_the_numpy_formula():
+    """The reconstruction term is Eq. (11) with gamma_i = max(sigma_i(z),
+    min_sigma), in NumPy; the floor (2.0, above the untrained decoder's
+    sigmas of about 1) binds on most pixels, so the test fails without it."""
+    model = tiny_resnet("pixel", min_sigma=2.0)
+    x = random_images(4)
+    noise = np.random.default_rng(1).normal(size=(4, 4)).astype("float32")
+    terms = model.compute_terms(x, noise=noise)
+    mu, log_sigma = (np.asarray(t) for t in model.encode(x))
+    x_mean, pixel_log_sigma = (np.asarray(t, np.float64)
+                               for t in model.decode(mu + np.exp(log_sigma) * noise))
+    assert np.mean(pixel_log_sigma < np.log(2.0)) > 0.9
+    log_gamma = np.maximum(pixel_log_sigma, np.log(2.0))
+    recon = np.mean(np.sum(
+        (x - x_mean) ** 2 / (2 * np.exp(2 * log_gamma)) + log_gamma + 0.5 * np.log(2 * np.pi),
+        axis=(1, 2, 3)))
+    assert float(terms["recon"]) == pytest.approx(recon, rel=1e-5)
+    assert kvae.VAE.from_config(model.get_config()).observation.min_sigma == 2.0
+    unfloored = kvae.VAE.from_config({**model.get_config(), "min_sigma": None})
+    assert float(unfloored.compute_terms(x, noise=noise)["recon"]) != pytest.approx(recon, rel=1e-3)
 
 
 def test_kl_weight_scales_the_kl_term():

@@ -20,6 +20,7 @@ def _inputs(tmp_path, data_shape, latent_dim):
 MODELS = {
     "resnet-computed": lambda: tiny_resnet("computed", seed=1),
     "resnet-pixel": lambda: tiny_resnet("pixel"),
+    "resnet-pixel-floor": lambda: tiny_resnet("pixel", min_sigma=0.5),
     "infogan-learned": lambda: kvae.VAE((28, 28, 1), 4, net="infogan", gamma="learned"),
     "stage2-mse": lambda: kvae.VAE((6,), 6, net="stage2", net_config={"second_dim": 16}, gamma="mse"),
     "mlp-fixed-mixed": lambda: kvae.VAE((2,), 2, net="mlp", gamma="fixed", sigma=0.1,

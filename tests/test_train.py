@@ -82,6 +82,9 @@ def test_recipe_overrides_and_derived_values():
         recipes.resolve("cifar10", "learned", {"base_dim": 8})
     with pytest.raises(recipes.RecipeError, match="needs --sigma"):
         recipes.resolve("mnist", "fixed")
+    assert recipes.resolve("mnist", "pixel", {"min_sigma": 0.01})["min_sigma"] == 0.01
+    with pytest.raises(recipes.RecipeError, match="--min-sigma applies only to --gamma pixel"):
+        recipes.resolve("mnist", "learned", {"min_sigma": 0.01})
 
 
 def test_learning_rate_schedule_is_the_originals_step_decay():
