@@ -100,7 +100,7 @@ RECIPES[("manifold2d", "computed")] = dict(RECIPES[("manifold2d", "learned")])
 NET_OPTIONS = {
     "resnet": ("base_dim", "num_scale", "block_per_scale", "depth_per_block", "kernel_size",
                "fc_dim"),
-    "infogan": (),
+    "infogan": ("fc_dim",),
     "mlp": ("width", "num_blocks"),
     "collapse_dense": (),
     "collapse_conv": (),

@@ -82,6 +82,9 @@ def test_infogan_encoder_is_spectrally_normalised():
     assert len(sn_layers) == 4
     # 1,088 + 131,200 + 256 (BN) + 6,423,552 + 2,048 (BN) + 131,200 by hand.
     assert networks.count_trainable(encoder) == 6_689_344
+    narrow, _ = networks.build("infogan", (28, 28, 1), 64, net_config={"fc_dim": 256})
+    # 1,088 + 131,200 + 256 + 6,272 * 256 + 256 + 512 (BN) + 256 * 128 + 128.
+    assert networks.count_trainable(narrow) == 1_771_840
     # log sigma = log(softplus + 1e-6) never goes below log(1e-6).
     _, log_sigma = encoder(np.zeros((2, 28, 28, 1), "float32"))
     assert np.all(keras.ops.convert_to_numpy(log_sigma) >= np.log(1e-6) - 1e-6)

@@ -52,7 +52,7 @@ DAI_CIFAR = {  # A.5 / A.8 command-line defaults; 1000 + 2000 epochs (issue #9)
     "epochs": 1000, "lr": 1e-4, "lr_epochs": 150, "lr_fac": 0.5,
     "epochs2": 2000, "lr2": 1e-4, "lr_epochs2": 300, "lr_fac2": 0.5,
     "second_dim": 1024, "second_depth": 3, "gamma": "learned", "gamma2": "learned",
-    "net_config": {},
+    "net_config": {"fc_dim": 1024},
 }
 
 
@@ -77,7 +77,7 @@ def test_recipe_overrides_and_derived_values():
     pixel = recipes.resolve("celeba", "pixel")
     assert pixel["gamma"] == "pixel" and pixel["lr_epochs"] == 40 and pixel["gamma2"] == "learned"
     switched = recipes.resolve("celeba", "computed", {"net": "infogan"})
-    assert switched["net_config"] == {}
+    assert switched["net_config"] == {"fc_dim": 1024}  # the recipe's resnet options dropped
     with pytest.raises(recipes.RecipeError, match="--base-dim does not apply to --net infogan"):
         recipes.resolve("cifar10", "learned", {"base_dim": 8})
     with pytest.raises(recipes.RecipeError, match="needs --sigma"):
@@ -119,6 +119,7 @@ def test_dry_run_prints_one_json_object_with_the_parameter_counts():
     (["--resume", "--out", "{tmp}/nothing"], "no run to resume"),
     (["mnist", "--gamma", "fixed"], "needs --sigma"),
     (["cifar10", "--gamma", "learned", "--base-dim", "8"], "does not apply to --net infogan"),
+    (["mnist", "--net", "mlp", "--fc-dim", "8"], "does not apply to --net mlp"),
     (["mnist", "--net", "resnet"], "power of two"),
 ])
 def test_bad_input_exits_2_with_one_line(arguments, message, tmp_path, capsys):
