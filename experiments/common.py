@@ -15,6 +15,8 @@ def run(command, log):
     print("$", " ".join(str(part) for part in command), flush=True)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as handle:
+        handle.write("$ " + " ".join(str(part) for part in command) + "\n")
+        handle.flush()
         return subprocess.run([str(part) for part in command], stdout=handle,
                               stderr=subprocess.STDOUT).returncode
 

@@ -28,7 +28,6 @@ FASHION = ["fashion_mnist", "--net", "infogan", "--fc-dim", "256", "--second-dim
            "--lr", "1e-3", "--lr-epochs", "10", "--lr-fac", "0.5",
            "--lr2", "1e-3", "--lr-epochs2", "10", "--lr-fac2", "0.5", "--xla", "on",
            "--seed", "0"]
-MANIFOLD = ["manifold2d", "--stage", "1", "--epochs", "100", "--seed", "0"]
 
 MODELS = {
     "fmnist_two_stage_computed": (
@@ -44,16 +43,16 @@ MODELS = {
         FASHION + ["--gamma", "mse", "--stage", "1"],
         "Fashion-MNIST, F-VAE with the plain MSE loss (sigma^2 = 1/2)"),
     "manifold2d_ls": (
-        MANIFOLD + ["--gamma", "learned"],
+        ["manifold2d", "--gamma", "learned", "--stage", "1", "--epochs", "100", "--seed", "0"],
         "2-D manifold of Berger & Sebag, LS-VAE (learned scalar sigma)"),
     "manifold2d_lv": (
-        MANIFOLD + ["--gamma", "pixel"],
+        ["manifold2d", "--gamma", "pixel", "--stage", "1", "--epochs", "100", "--seed", "0"],
         "2-D manifold of Berger & Sebag, LV-VAE (per-dimension sigma)"),
 }
 """name -> (kvae.train options, one-line description)."""
 
 REUSED_RUNS = {"manifold2d_ls": "manifold2d/ls-seed0", "manifold2d_lv": "manifold2d/lv-seed0"}
-"""Models whose run experiments/manifold2d.py already made (same options)."""
+"""Models whose run experiments/manifold2d.py already made (the same command)."""
 
 
 def main():
@@ -73,7 +72,9 @@ def main():
         if status != "finished" or args.no_export:
             continue
         code = run([sys.executable, "-m", "kvae.zoo", "export", run_dir, "--name", name,
-                    "--description", description, "--zoo", args.zoo], log)
+                    "--description", description, "--command",
+                    " ".join(["python -m kvae.train", *options, "--out", str(run_dir)]),
+                    "--zoo", args.zoo], log)
         print(f"{name}: export exited {code}", flush=True)
 
 

@@ -8,5 +8,14 @@ from kvae import losses, networks, observation
 from kvae.models import VAE
 from kvae.saving import load
 
-__all__ = ["VAE", "load", "losses", "networks", "observation"]
+__all__ = ["VAE", "load", "losses", "networks", "observation", "zoo"]
+
+
+def __getattr__(name):
+    # `kvae.zoo` on first use, so that `python -m kvae.zoo` runs it only once
+    if name == "zoo":
+        import importlib
+
+        return importlib.import_module("kvae.zoo")
+    raise AttributeError(f"module 'kvae' has no attribute {name!r}")
 __version__ = "0.1.0"
