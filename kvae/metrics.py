@@ -184,7 +184,7 @@ def elbo_terms(model, x, eps):
 
     mu, log_sigma = model.encode(x)
     z = model.sample_posterior(mu, log_sigma, noise=eps)
-    x_mean, log_gamma = model._decode_with_log_gamma(z)
+    x_mean, log_gamma = model.decode_distribution(z)
     log_likelihood = -losses.gaussian_nll_per_example(x, x_mean, log_gamma)
     log_prior = -losses.gaussian_nll_per_example(z, 0.0, 0.0)
     log_posterior = -losses.gaussian_nll_per_example(z, mu, log_sigma)

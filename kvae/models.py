@@ -171,7 +171,9 @@ class VAE(keras.Model):
         """z -> mean of p(x|z); for gamma="pixel", (mean, log_sigma)."""
         return self.decoder(z, training=training)
 
-    def _decode_with_log_gamma(self, z, training=False):
+    def decode_distribution(self, z, training=False):
+        """p(x|z) = N(x_mean, gamma^2): (x_mean, log_gamma), float32; log_gamma
+        is a scalar, or per pixel for gamma="pixel" (floored at min_sigma)."""
         decoded = self.decode(z, training=training)
         if self.observation.pixel:
             x_mean, pixel_log_sigma = decoded
@@ -202,7 +204,7 @@ class VAE(keras.Model):
         x = ops.cast(x, "float32")
         mu, log_sigma = self.encode(x, training=training)
         z = self.sample_posterior(mu, log_sigma, noise=noise)
-        x_mean, log_gamma = self._decode_with_log_gamma(z, training=training)
+        x_mean, log_gamma = self.decode_distribution(z, training=training)
         recon = losses.gaussian_nll(x, x_mean, log_gamma)
         kl = losses.kl_standard_normal(mu, log_sigma)
         return {
@@ -251,7 +253,7 @@ class VAE(keras.Model):
         z = mu + sigma * eps when `sample` (the originals sample)."""
         mu, log_sigma = self.encode(ops.cast(x, "float32"))
         z = self.sample_posterior(mu, log_sigma, seed=seed) if sample else mu
-        return self._decode_with_log_gamma(z)[0]
+        return self.decode_distribution(z)[0]
 
     def sample_prior(self, n, seed=None, temperature=1.0):
         """n latents z ~ N(0, temperature^2 I), float32, shape (n, latent_dim).
@@ -299,7 +301,7 @@ class VAE(keras.Model):
         if len(z.shape) != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (n, {self.latent_dim}). "
                              f"Received: shape={tuple(z.shape)}")
-        x_mean, log_gamma = self._decode_with_log_gamma(z)
+        x_mean, log_gamma = self.decode_distribution(z)
         if mode == "sample":
             eps = keras.random.normal(ops.shape(x_mean), seed=_seed_generator(seed))
             return x_mean + ops.exp(log_gamma) * eps

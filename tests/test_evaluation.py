@@ -205,7 +205,7 @@ def test_two_stage_generation_options():
 def test_ancestral_samples_of_a_pixel_sigma_model_follow_its_sigma():
     model = tiny_resnet(gamma="pixel", latent_dim=4)
     z = model.sample_prior(200, seed=0)
-    x_mean, log_gamma = model._decode_with_log_gamma(z)
+    x_mean, log_gamma = model.decode_distribution(z)
     samples = ops.convert_to_numpy(model.generate_from(z, mode="sample", seed=1))
     standardized = (samples - ops.convert_to_numpy(x_mean)) / np.exp(
         ops.convert_to_numpy(log_gamma))
