@@ -6,7 +6,6 @@ model, called over plain HTTP from concurrent clients."""
 import base64
 import importlib
 import io
-import json
 import os
 import signal
 import socket
