@@ -43,9 +43,7 @@ import numpy as np
 import pydantic
 from bentoml.exceptions import InvalidArgument
 from PIL import Image, UnidentifiedImageError
-from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 DEFAULT_MODEL = "fmnist_two_stage_computed"
 MODEL_ENV = "KVAE_MODEL"
@@ -107,14 +105,26 @@ def model_card():
     return card
 
 
-def _models_endpoint(request):
-    try:
-        return JSONResponse(model_card())
-    except Exception as error:  # noqa: BLE001 (a bad card must not take the server down)
-        return JSONResponse({"error": f"model: {error}"}, status_code=500)
+class ModelsRoute:
+    """ASGI middleware that answers GET /models with `model_card()`
+    (BentoML's API routes are POST, and a mounted app would redirect
+    /models to /models/)."""
 
+    def __init__(self, app):
+        self.app = app
 
-MODELS_APP = Starlette(routes=[Route("/", _models_endpoint, methods=["GET"])])
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"].rstrip("/") != "/models":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "GET":
+            response = JSONResponse({"error": "/models answers GET"}, status_code=405)
+        else:
+            try:
+                response = JSONResponse(model_card())
+            except Exception as error:  # noqa: BLE001 (a bad card must not stop the server)
+                response = JSONResponse({"error": f"model: {error}"}, status_code=500)
+        await response(scope, receive, send)
 
 
 # -- pure helpers (tested directly) ------------------------------------------------
@@ -230,7 +240,6 @@ Temperature = t.Annotated[float, pydantic.Field(ge=0.0, le=MAX_TEMPERATURE)]
 Upload = t.Annotated[Path, bentoml.validators.ContentType("image/*")]
 
 
-@bentoml.asgi_app(MODELS_APP, path="/models")
 @bentoml.service(name="kvae", workers=1, traffic={"timeout": 120})
 class KVAE:
     """encode, reconstruct, mean-generate, sample-generate (module docstring)."""
@@ -322,3 +331,6 @@ class KVAE:
             return JSONResponse({"images": [base64.b64encode(png_bytes(image[None])).decode()
                                             for image in images], "media_type": "image/png"})
         return Response(png_bytes(images), media_type="image/png")
+
+
+KVAE.add_asgi_middleware(ModelsRoute)

@@ -210,8 +210,9 @@ def test_bad_uploads_get_a_400_naming_the_image(client, route, upload):
 
 def test_models_health_and_openapi(client, models):
     _, (stage1_path, _) = models
-    card = client.get("/models")
+    card = client.get("/models", follow_redirects=False)
     assert card.status_code == 200 and card.json()["path"] == str(stage1_path)
+    assert client.post("/models").status_code == 405
     assert client.get("/livez").status_code == 200 and client.get("/readyz").status_code == 200
     paths = client.get("/docs.json").json()["paths"]
     for route in ("/encode", "/reconstruct", "/mean-generate", "/sample-generate"):
