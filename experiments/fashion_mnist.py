@@ -16,9 +16,9 @@ are not): --epochs epochs of --steps batches of 64 for each stage, lr 1e-3
 constant.
 
 LV-VAE runs with a floor on its per-pixel sigma (--pixel-min-sigma, default
-0.004, about the 1/255 quantisation step): without it the likelihood of
-Fashion-MNIST's always-black pixels is unbounded and the first attempt went
-NaN after one epoch (docs/results.md, part 3).
+0.004, about the 1/255 quantisation step): without it the likelihood of the
+exactly-black background pixels is unbounded and the first attempt went NaN
+after one epoch (docs/results.md, part 3).
 """
 
 import argparse

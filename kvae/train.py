@@ -67,7 +67,7 @@ def build_parser():
                             "stage-1 gamma column); epochs past its end keep the last value")
     model.add_argument("--min-sigma", type=cli.positive_float,
                        help="--gamma pixel only: a floor on the per-pixel sigma (off by "
-                            "default, as the paper; bounds the likelihood of constant pixels)")
+                            "default, as the paper; bounds the likelihood of exactly-0 pixels)")
     model.add_argument("--kl-weight", type=cli.non_negative_float)
     model.add_argument("--gamma2", choices=recipes.STAGE2_GAMMAS,
                        help="observation model of stage 2 (default: computed for a computed "
