@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import evaluate, markdown_table, train
+from common import beside, evaluate, markdown_table, train
 
 NETWORKS = ("collapse_dense", "collapse_conv")
 
@@ -54,7 +54,7 @@ def main():
     args = parser.parse_args()
     for net in NETWORKS:
         run_dir = args.out / f"{net}-{args.gamma}"
-        log = run_dir.with_suffix(".log")
+        log = beside(run_dir, ".log")
         status = train(run_dir, ["fashion_mnist", "--net", net, "--latent-dim", 16,
                                  "--gamma", args.gamma, "--batch-size", 128, "--lr", "1e-3",
                                  "--epochs", args.epochs, "--stage", "1", "--seed", args.seed],

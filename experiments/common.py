@@ -10,6 +10,13 @@ from pathlib import Path
 import numpy as np
 
 
+def beside(run_dir, suffix):
+    """run_dir's sibling file `<name><suffix>` (Path.with_suffix would cut
+    names such as f0.3-seed0 at their first dot)."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f"{run_dir.name}{suffix}"
+
+
 def run(command, log):
     """Run a command, appending its output to `log`; return its exit code."""
     print("$", " ".join(str(part) for part in command), flush=True)
@@ -27,7 +34,7 @@ def train(run_dir, options, log):
     written to run_dir.status; a run that stopped on a non-finite loss is
     not retried (it would stop again the same way)."""
     run_dir = Path(run_dir)
-    status_file = run_dir.with_suffix(".status")
+    status_file = beside(run_dir, ".status")
     if status_file.is_file() and status_file.read_text().startswith("stopped"):
         return status_file.read_text().strip()
     if (run_dir / "config.json").is_file():

@@ -17,7 +17,7 @@ Prints the table (mean ± std over seeds) and draws the LS-VAE sigma curves.
 import argparse
 from pathlib import Path
 
-from common import evaluate, markdown_table, mean_std, metrics_rows, train
+from common import beside, evaluate, markdown_table, mean_std, metrics_rows, train
 
 FIXED_SIGMAS = (1.0, 0.3, 0.1, 0.043, 0.03, 0.01)
 
@@ -50,7 +50,7 @@ def main():
     results = {}
     for seed in args.seeds:
         for name, options, run_dir in settings(seed, args.out):
-            log = run_dir.with_suffix(".log")
+            log = beside(run_dir, ".log")
             status = train(run_dir, ["manifold2d", *options, "--stage", "1", "--epochs",
                                      args.epochs, "--seed", seed], log)
             metrics = evaluate(run_dir, ["--fid", "off"], log)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import markdown_table, train
+from common import beside, markdown_table, train
 
 RATIOS = (0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.6, 2.0)
 
@@ -55,7 +55,7 @@ def main():
             status = train(run_dir, [
                 "sphere", "--dim", dim, "--radius", 1.0, "--latent-dim", dim, "--gamma",
                 "fixed", "--sigma", f"{sigma:.6g}", "--stage", "1", "--epochs", args.epochs,
-                "--seed", args.seed], run_dir.with_suffix(".log"))
+                "--seed", args.seed], beside(run_dir, ".log"))
             if not (run_dir / "stage1.keras").is_file():
                 rows.append([dim, f"{sigma:.4g}", f"{ratio:g}", "", "", status])
                 continue

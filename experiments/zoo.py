@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import run, train
+from common import beside, run, train
 
 FASHION = ["fashion_mnist", "--net", "infogan", "--fc-dim", "256", "--second-dim", "512",
            "--epochs", "30", "--epochs2", "30", "--steps-per-epoch", "200",
@@ -66,7 +66,7 @@ def main():
     for name in args.only or MODELS:
         options, description = MODELS[name]
         run_dir = args.runs / REUSED_RUNS.get(name, f"zoo/{name}")
-        log = run_dir.with_suffix(".log")
+        log = beside(run_dir, ".log")
         status = train(run_dir, options, log)
         print(f"{name}: {status}", flush=True)
         if status != "finished" or args.no_export:
