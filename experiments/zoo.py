@@ -51,6 +51,21 @@ MODELS = {
 }
 """name -> (kvae.train options, one-line description)."""
 
+NOTES = {
+    "fmnist_lv": (
+        "The per-pixel sigma is floored at 0.004 (kvae.train --min-sigma): without a floor the "
+        "likelihood of the exactly-black background is unbounded and training went NaN. It has "
+        "the best ELBO of the Fashion-MNIST models but blurred reconstructions and poor samples: "
+        "its learned sigma explains the residual instead of reducing it (docs/results.md, "
+        "parts 1 and 3)."),
+    "manifold2d_lv": (
+        "Its decoder means cross the data instead of following it and one of its two latents "
+        "is inactive: the same in all 5 seeds of docs/results.md part 1 and with lr 1e-4. It "
+        "is shipped as the LV-VAE our setup gives, not as a good generator; manifold2d_ls is "
+        "the one that fits the data."),
+}
+"""What a user should know about a model, for its card."""
+
 REUSED_RUNS = {"manifold2d_ls": "manifold2d/ls-seed0", "manifold2d_lv": "manifold2d/lv-seed0"}
 """Models whose run experiments/manifold2d.py already made (the same command)."""
 
@@ -74,7 +89,8 @@ def main():
         code = run([sys.executable, "-m", "kvae.zoo", "export", run_dir, "--name", name,
                     "--description", description, "--command",
                     " ".join(["python -m kvae.train", *options, "--out", str(run_dir)]),
-                    "--zoo", args.zoo], log)
+                    "--zoo", args.zoo, *(["--notes", NOTES[name]] if name in NOTES else [])],
+                   log)
         print(f"{name}: export exited {code}", flush=True)
 
 

@@ -263,6 +263,7 @@ def render_readme(data):
         metrics = entry["metrics"]
         lines += [
             "", f"### {entry['name']}", "", entry["description"] + ".", "",
+            *([f"**Note.** {entry['notes']}", ""] if entry.get("notes") else []),
             f"- Trained with `{entry['command']}` "
             f"({entry['epochs']['stage1']} stage-1 epochs"
             + (f", {entry['epochs']['stage2']} stage-2 epochs" if entry["stages"] == 2 else "")
@@ -302,14 +303,15 @@ CARD_METRICS = ("mse", "mse_from_mu", "elbo_nats", "bits_per_dim", "variance_law
 """The evaluation metrics a card repeats (metrics.json has them all)."""
 
 
-def export(run_dir, name, description, command, zoo_dir=None, fid="auto"):
+def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=None):
     """Add a finished `kvae.train` run to the zoo as `name`.
 
     Copies the final weights without the optimizer state to
     zoo/<name>/stage1.keras (and stage2.keras), the run's config.json;
     evaluates the copies with `kvae.evaluate` (the full test split, then the
     first `CHECK_IMAGES` images, both with seed 0) into metrics.json and
-    samples.png; and writes the manifest entry. Returns the entry.
+    samples.png; and writes the manifest entry (with `notes`, what a user
+    should know about the model, when given). Returns the entry.
     """
     import keras
 
@@ -360,6 +362,8 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto"):
         "trained_on": {"device": metrics["device"], "backend": metrics["backend"]},
         "exported": time.strftime("%Y-%m-%d"),
     }
+    if notes:
+        entry["notes"] = notes
     path = zoo_dir / MANIFEST
     data = json.loads(path.read_text()) if path.is_file() else {"models": {}}
     data["models"][name] = entry
@@ -384,6 +388,7 @@ def main(argv=None):
                            help="the exact training command, for the card")
     exporting.add_argument("--zoo", type=Path)
     exporting.add_argument("--fid", choices=("auto", "on", "off"), default="auto")
+    exporting.add_argument("--notes", help="what a user should know, for the card")
     try:
         args = parser.parse_args(argv)
         if args.command == "list":
@@ -398,7 +403,7 @@ def main(argv=None):
         if not (args.run_dir / "state.json").is_file():
             raise cli.UsageError(f"{args.run_dir} is not a kvae.train run (no state.json)")
         entry = export(args.run_dir, args.name, args.description, args.train_command,
-                       args.zoo, args.fid)
+                       args.zoo, args.fid, args.notes)
     except (cli.UsageError, ZooError) as error:
         print(f"kvae.zoo: {error}", file=sys.stderr)
         return cli.EXIT_BAD_INPUT

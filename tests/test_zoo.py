@@ -155,12 +155,14 @@ def test_export_adds_a_run_without_its_optimizer(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "kvae.zoo", "export", str(run_dir), "--name", "tiny",
          "--description", "a test", "--command", "python -m kvae.train manifold2d",
-         "--zoo", str(tmp_path), "--fid", "off"],
+         "--zoo", str(tmp_path), "--fid", "off", "--notes", "only a test model"],
         env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / zoo.MANIFEST).read_text())["models"]
     assert set(manifest) == set(zoo.manifest()["models"]) | {"tiny"}  # the others kept
     entry = manifest["tiny"]
+    assert entry["notes"] == "only a test model"
+    assert "**Note.** only a test model" in (tmp_path / "README.md").read_text()
     exported = tmp_path / entry["files"]["stage1"]["path"]
     assert exported.stat().st_size < (run_dir / "stage1.keras").stat().st_size
     assert keras.saving.load_model(exported).optimizer is None
