@@ -75,10 +75,10 @@ for name in kvae.zoo.list():
             entry["finite"] &= bool(np.array_equal(images, again))
     z = np.random.default_rng(0).normal(size=(2, model.stage1.latent_dim)).astype("float32")
     plain = keras.saving.load_model(f"zoo/{name}/stage1.keras")
-    decoded = [keras.ops.convert_to_numpy(plain.decode(z)), model.stage1.decode(z)]
-    decoded = [d[0] if isinstance(d, (list, tuple)) else d for d in decoded]
-    entry["plain_keras_equal"] = bool(np.array_equal(decoded[0],
-                                                     keras.ops.convert_to_numpy(decoded[1])))
+    decoded = [plain.decode_distribution(z), model.stage1.decode_distribution(z)]
+    entry["plain_keras_equal"] = all(
+        bool(np.array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)))
+        for a, b in zip(*decoded))
     entry["class"] = type(plain).__name__
     report[name] = entry
 print(json.dumps(report))
@@ -165,7 +165,7 @@ def test_export_adds_a_run_without_its_optimizer(tmp_path):
     assert "**Note.** only a test model" in (tmp_path / "README.md").read_text()
     exported = tmp_path / entry["files"]["stage1"]["path"]
     assert exported.stat().st_size < (run_dir / "stage1.keras").stat().st_size
-    assert keras.saving.load_model(exported).optimizer is None
+    assert getattr(keras.saving.load_model(exported), "optimizer", None) is None
     assert entry["check"]["num_images"] == zoo.CHECK_IMAGES
     assert entry["metrics"]["mse"] == json.loads((run_dir / "zoo-eval" / "metrics.json")
                                                  .read_text())["mse"]
