@@ -38,6 +38,8 @@ import os
 import typing as t
 from pathlib import Path
 
+import aiohttp
+import anyio
 import bentoml
 import numpy as np
 import pydantic
@@ -51,6 +53,10 @@ MAX_IMAGES = 256
 MAX_UPLOAD_BYTES = 4 * 2**20
 MAX_TEMPERATURE = 10.0
 BATCH_LATENCY_MS = 2000  # generous: a slow CPU would answer 503 "overloaded" below ~1 s
+DECODER_ATTEMPTS = 3
+FRONT_THREADS = 16
+"""Threads for the front service's sync API (/encode); BentoML's default is
+one request at a time. The decoding APIs are async."""
 
 
 class ServiceArgs(pydantic.BaseModel):
@@ -68,13 +74,17 @@ ARGS = bentoml.use_arguments(ServiceArgs)
 # -- the model -------------------------------------------------------------------
 
 
+def is_file_spec(spec):
+    """Whether a model spec names a `.keras` file rather than a zoo model."""
+    return spec.endswith(".keras") or os.sep in spec
+
+
 def load_model(spec, stage2=None):
     """A `kvae.zoo.ZooModel` for a zoo name or a stage-1 `.keras` path
     (and an optional stage-2 path), float32 for CPU serving."""
-    import kvae
     from kvae import saving, zoo
 
-    if spec.endswith(".keras") or os.sep in spec:
+    if is_file_spec(spec):
         stages = [saving.to_float32(saving.load(path, compile=False))
                   for path in (spec, stage2) if path]
         return zoo.ZooModel(Path(spec).name, stages[0], stages[1] if stage2 else None,
@@ -82,7 +92,7 @@ def load_model(spec, stage2=None):
                              "trained": True, "source": "a .keras file given to the service"})
     if stage2:
         raise ValueError("stage2= applies to a .keras model path, not a zoo name")
-    model = kvae.zoo.load(spec)
+    model = zoo.load(spec)
     model.stage1 = saving.to_float32(model.stage1)
     if model.stage2 is not None:
         model.stage2 = saving.to_float32(model.stage2)
@@ -95,7 +105,7 @@ def model_card():
     from kvae import zoo
 
     spec = ARGS.model
-    if spec.endswith(".keras") or os.sep in spec:
+    if is_file_spec(spec):
         return {"name": Path(spec).name, "path": spec, "stage2": ARGS.stage2,
                 "source": "a .keras file given to the service"}
     card = dict(zoo.card(spec))
@@ -240,7 +250,7 @@ Temperature = t.Annotated[float, pydantic.Field(ge=0.0, le=MAX_TEMPERATURE)]
 Upload = t.Annotated[Path, bentoml.validators.ContentType("image/*")]
 
 
-@bentoml.service(name="kvae", workers=1, traffic={"timeout": 120})
+@bentoml.service(name="kvae", workers=1, threads=FRONT_THREADS, traffic={"timeout": 120})
 class KVAE:
     """encode, reconstruct, mean-generate, sample-generate (module docstring)."""
 
@@ -265,19 +275,19 @@ class KVAE:
         return result
 
     @bentoml.api(route="/reconstruct")
-    def reconstruct(self, image: Upload, sample: bool = False,
-                    seed: t.Optional[int] = None):
+    async def reconstruct(self, image: Upload, sample: bool = False,
+                          seed: t.Optional[int] = None):
         """The decoder mean at z = mu (or at a sampled z), as a PNG."""
         x = read_upload(image, self.data_shape)[None]
-        mu, log_sigma = self.model.encode(x)
+        mu, log_sigma = await anyio.to_thread.run_sync(self.model.encode, x)
         z = add_noise(mu, log_sigma, np.random.default_rng(seed)) if sample else mu
-        mean = self._decode(1, z)[:, : int(np.prod(self.data_shape))]
+        mean = (await self._decode(1, z))[:, : int(np.prod(self.data_shape))]
         return Response(png_bytes(mean.reshape(1, *self.data_shape)), media_type="image/png")
 
     # generation -------------------------------------------------------------------
 
     @bentoml.api(route="/mean-generate")
-    def mean_generate(self, n: ImageCount = 16, seed: t.Optional[int] = None,
+    async def mean_generate(self, n: ImageCount = 16, seed: t.Optional[int] = None,
                       stage: t.Optional[int] = None, temperature: Temperature = 1.0,
                       z: t.Optional[t.List[t.List[float]]] = None,
                       format: Format = "png"):
@@ -285,28 +295,39 @@ class KVAE:
         through stage 2 when the model has it), or at the given stage-1
         latents `z` (n is then their count; stage 2 makes them stage-2
         latents)."""
-        return self._generate("mean", n, seed, stage, temperature, z, format)
+        return await self._generate("mean", n, seed, stage, temperature, z, format)
 
     @bentoml.api(route="/sample-generate")
-    def sample_generate(self, n: ImageCount = 16, seed: t.Optional[int] = None,
-                        stage: t.Optional[int] = None, temperature: Temperature = 1.0,
-                        z: t.Optional[t.List[t.List[float]]] = None,
-                        format: Format = "png"):
+    async def sample_generate(self, n: ImageCount = 16, seed: t.Optional[int] = None,
+                              stage: t.Optional[int] = None, temperature: Temperature = 1.0,
+                              z: t.Optional[t.List[t.List[float]]] = None,
+                              format: Format = "png"):
         """Draws from p(x|z) (ancestral sampling), latents as mean-generate."""
-        return self._generate("sample", n, seed, stage, temperature, z, format)
+        return await self._generate("sample", n, seed, stage, temperature, z, format)
 
     # private helpers (never call an API method from an API: it deadlocks served) -------
 
-    def _decode(self, stage, latents):
-        """[means, log gammas] from the batched Decoder (or locally)."""
-        decoder = self.decoder if ARGS.batching else None
-        if decoder is None:
-            model = self.model.stage1 if stage == 1 else self.model.stage2
-            return decode_statistics(model, latents)
-        method = decoder.decode_stage1 if stage == 1 else decoder.decode_stage2
-        return np.asarray(method(latents), np.float32)
+    async def _decode(self, stage, latents):
+        """[means, log gammas] from the batched Decoder (or, with batching
+        off, here in a worker thread). Async: the Decoder's client is not
+        safe to share between the threads of a sync API (under load it
+        closed its connections)."""
+        if ARGS.batching:
+            decoder = self.decoder.to_async
+            method = decoder.decode_stage1 if stage == 1 else decoder.decode_stage2
+            for attempt in range(DECODER_ATTEMPTS):
+                try:
+                    return np.asarray(await method(latents), np.float32)
+                except aiohttp.ClientConnectionError:
+                    # BentoML 1.4's client for a dependency drops pooled
+                    # connections under load (bentoml/BentoML#4971); decoding
+                    # is idempotent, so try again on a fresh connection
+                    if attempt == DECODER_ATTEMPTS - 1:
+                        raise
+        model = self.model.stage1 if stage == 1 else self.model.stage2
+        return await anyio.to_thread.run_sync(decode_statistics, model, latents)
 
-    def _generate(self, mode, n, seed, stage, temperature, z, format):
+    async def _generate(self, mode, n, seed, stage, temperature, z, format):
         stages = self.model.stages
         if stage is None:  # given z are stage-1 latents (as /encode returns them)
             stage = 1 if z is not None else stages[-1]
@@ -318,11 +339,11 @@ class KVAE:
         latents = given_latents(z, dim) if z is not None else prior_latents(
             n, dim, temperature, rng)
         if stage == 2:
-            statistics = self._decode(2, latents)
+            statistics = await self._decode(2, latents)
             z_mean, log_gamma_z = np.split(statistics, 2, axis=1)
             noise = self.model.card.get("generation", {}).get("latent_noise", False)
             latents = add_noise(z_mean, log_gamma_z, rng) if noise else z_mean
-        x_mean, log_gamma = np.split(self._decode(1, latents), 2, axis=1)
+        x_mean, log_gamma = np.split(await self._decode(1, latents), 2, axis=1)
         images = add_noise(x_mean, log_gamma, rng) if mode == "sample" else x_mean
         images = images.reshape(len(images), *self.data_shape)
         if len(self.data_shape) != 3:  # vectors (manifold2d): numbers, not pictures
