@@ -292,3 +292,17 @@ def test_the_real_server_serves_the_default_zoo_model(server):
     bad = httpx.post(f"{server}/sample-generate", json={"z": [[0.0] * 3]}, timeout=30)
     assert bad.status_code == 400 and "z" in bad.text
     assert httpx.post(f"{server}/sample-generate", json={"n": 2}, timeout=60).status_code == 200
+
+
+def test_bentoml_build_packs_the_service_and_the_default_model(tmp_path):
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path), "BENTOML_DO_NOT_TRACK": "true"}
+    result = subprocess.run([sys.executable, "-m", "bentoml", "build"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (source,) = (tmp_path / "bentos" / "kvae").glob("*/src")
+    card = kvae.zoo.card("fmnist_two_stage_computed")
+    for spec in card["files"].values():
+        assert kvae.zoo.sha256(source / "zoo" / spec["path"]) == spec["sha256"]
+    assert (source / "serving" / "service.py").is_file()
+    assert (source / "kvae" / "zoo.py").is_file()
+    assert not (source / "zoo" / "fmnist_lv").exists()  # only the default model
