@@ -413,11 +413,26 @@ def generate_two_stage(stage1, stage2, n, mode="mean", seed=None, temperature=1.
     Returns:
         float32 tensor of shape (n, *stage1.data_shape).
     """
+    seed_generator = _seed_generator(seed)
+    u = stage2.sample_prior(n, seed=seed_generator, temperature=temperature)
+    return decode_two_stage(stage1, stage2, u, mode=mode, seed=seed_generator, alpha=alpha,
+                            latent_noise=latent_noise, latent_scale=latent_scale)
+
+
+def decode_two_stage(stage1, stage2, u, mode="mean", seed=None, alpha=0.0,
+                     latent_noise=False, latent_scale=None):
+    """x from given stage-2 latents u: z = the stage-2 decoder mean at u (plus
+    gamma_z * eps when `latent_noise`), times `latent_scale` when given,
+    then the stage-1 decoder with `mode` and `alpha` (`generate_two_stage`
+    draws u from the prior and calls this).
+
+    Returns:
+        float32 tensor of shape (len(u), *stage1.data_shape).
+    """
     if tuple(stage2.data_shape) != (stage1.latent_dim,):
         raise ValueError(f"stage 2 models latents of shape {stage2.data_shape}, but stage 1 "
                          f"has latent_dim={stage1.latent_dim}.")
     seed_generator = _seed_generator(seed)
-    u = stage2.sample_prior(n, seed=seed_generator, temperature=temperature)
     z = stage2.generate_from(u, mode="sample" if latent_noise else "mean", seed=seed_generator)
     if latent_scale is not None:
         z = z * float(latent_scale)

@@ -24,7 +24,6 @@ to expect and why they are not trained here.
 to the zoo (see `export`).
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -84,15 +83,6 @@ def card(name, zoo_dir=None):
     return models[name]
 
 
-def sha256(path):
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass
 class ZooModel:
     """A zoo model ready for inference: stage 1, stage 2 when trained, and
@@ -148,7 +138,7 @@ class ZooModel:
         else:
             images = generate_two_stage(
                 self.stage1, self.stage2, n, mode=mode, seed=seed, temperature=temperature,
-                latent_noise=self.card.get("generation", {}).get("latent_noise", False))
+                latent_noise=self.latent_noise)
         return ops.convert_to_numpy(images)
 
     def generate_from(self, latents, mode="mean", seed=None, stage=None):
@@ -156,12 +146,20 @@ class ZooModel:
         is 2 (the default when trained)."""
         from keras import ops
 
+        from kvae.models import decode_two_stage
+
         if self._check_stage(stage) == 1:
-            return ops.convert_to_numpy(self.stage1.generate_from(latents, mode=mode, seed=seed))
-        latent_noise = self.card.get("generation", {}).get("latent_noise", False)
-        z = self.stage2.generate_from(latents, mode="sample" if latent_noise else "mean",
-                                      seed=seed)
-        return ops.convert_to_numpy(self.stage1.generate_from(z, mode=mode, seed=seed))
+            images = self.stage1.generate_from(latents, mode=mode, seed=seed)
+        else:
+            images = decode_two_stage(self.stage1, self.stage2, latents, mode=mode, seed=seed,
+                                      latent_noise=self.latent_noise)
+        return ops.convert_to_numpy(images)
+
+    @property
+    def latent_noise(self):
+        """Whether stage-2 generation adds gamma_z noise (the card's
+        generation setting; kvae.evaluate's default for a learned stage 2)."""
+        return self.card.get("generation", {}).get("latent_noise", False)
 
 
 def load(name, zoo_dir=None, verify=True):
@@ -172,7 +170,7 @@ def load(name, zoo_dir=None, verify=True):
     without their (absent) optimizer. A recipe-only name is a ZooError that
     gives the command that trains it.
     """
-    from kvae import saving
+    from kvae import cli, saving
 
     zoo_dir = Path(zoo_dir or default_dir())
     entry = card(name, zoo_dir)
@@ -185,9 +183,10 @@ def load(name, zoo_dir=None, verify=True):
         path = zoo_dir / spec["path"]
         if not path.is_file():
             raise ZooError(f"{name}: {path} is missing")
-        if verify and sha256(path) != spec["sha256"]:
+        digest = cli.file_digest(path) if verify else spec["sha256"]
+        if digest != spec["sha256"]:
             raise ZooError(f"{name}: sha256 mismatch for {path}: the manifest has "
-                           f"{spec['sha256']}, the file {sha256(path)}")
+                           f"{spec['sha256']}, the file {digest}")
         stages[stage] = saving.load(path, compile=False, safe_mode=True)
     return ZooModel(name, stages["stage1"], stages.get("stage2"), entry)
 
@@ -315,7 +314,7 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
     """
     import keras
 
-    from kvae import saving
+    from kvae import cli, saving
 
     run_dir, zoo_dir = Path(run_dir), Path(zoo_dir or default_dir())
     config = json.loads((run_dir / "config.json").read_text())
@@ -351,7 +350,7 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
         "steps_per_epoch": config["steps_per_epoch"], "batch_size": config["batch_size"],
         "config": config,
         "generation": {"latent_noise": latent_noise},
-        "files": {stage: {"path": f"{name}/{path.name}", "sha256": sha256(path),
+        "files": {stage: {"path": f"{name}/{path.name}", "sha256": cli.file_digest(path),
                           "size": path.stat().st_size} for stage, path in files.items()},
         "samples": f"{name}/samples.png", "reconstructions": f"{name}/reconstructions.png",
         "metrics": {key: metrics.get(key) for key in CARD_METRICS},

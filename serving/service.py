@@ -87,9 +87,13 @@ def load_model(spec, stage2=None):
     if is_file_spec(spec):
         stages = [saving.to_float32(saving.load(path, compile=False))
                   for path in (spec, stage2) if path]
-        return zoo.ZooModel(Path(spec).name, stages[0], stages[1] if stage2 else None,
+        second = stages[1] if stage2 else None
+        # gamma_z noise for a learned stage 2, as kvae.evaluate's default and the zoo's cards
+        latent_noise = second is not None and second.gamma_mode == "learned"
+        return zoo.ZooModel(Path(spec).name, stages[0], second,
                             {"name": Path(spec).name, "files": {"stage1": {"path": spec}},
-                             "trained": True, "source": "a .keras file given to the service"})
+                             "trained": True, "source": "a .keras file given to the service",
+                             "generation": {"latent_noise": latent_noise}})
     if stage2:
         raise ValueError("stage2= applies to a .keras model path, not a zoo name")
     model = zoo.load(spec)
@@ -341,8 +345,8 @@ class KVAE:
         if stage == 2:
             statistics = await self._decode(2, latents)
             z_mean, log_gamma_z = np.split(statistics, 2, axis=1)
-            noise = self.model.card.get("generation", {}).get("latent_noise", False)
-            latents = add_noise(z_mean, log_gamma_z, rng) if noise else z_mean
+            latents = (add_noise(z_mean, log_gamma_z, rng) if self.model.latent_noise
+                       else z_mean)
         x_mean, log_gamma = np.split(await self._decode(1, latents), 2, axis=1)
         images = add_noise(x_mean, log_gamma, rng) if mode == "sample" else x_mean
         images = images.reshape(len(images), *self.data_shape)
