@@ -19,10 +19,11 @@ def beside(run_dir, suffix):
 
 def run(command, log):
     """Run a command, appending its output to `log`; return its exit code."""
-    print("$", " ".join(str(part) for part in command), flush=True)
+    line = "$ " + " ".join(str(part) for part in command)
+    print(line, flush=True)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as handle:
-        handle.write("$ " + " ".join(str(part) for part in command) + "\n")
+        handle.write(line + "\n")
         handle.flush()
         return subprocess.run([str(part) for part in command], stdout=handle,
                               stderr=subprocess.STDOUT).returncode
@@ -35,8 +36,9 @@ def train(run_dir, options, log):
     not retried (it would stop again the same way)."""
     run_dir = Path(run_dir)
     status_file = beside(run_dir, ".status")
-    if status_file.is_file() and status_file.read_text().startswith("stopped"):
-        return status_file.read_text().strip()
+    previous = status_file.read_text().strip() if status_file.is_file() else ""
+    if previous.startswith("stopped"):
+        return previous
     if (run_dir / "config.json").is_file():
         command = [sys.executable, "-m", "kvae.train", "--resume", "--out", run_dir]
     else:

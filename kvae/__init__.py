@@ -9,6 +9,7 @@ from kvae.models import VAE
 from kvae.saving import load
 
 __all__ = ["VAE", "load", "losses", "networks", "observation", "zoo"]
+__version__ = "0.1.0"
 
 
 def __getattr__(name):
@@ -18,4 +19,3 @@ def __getattr__(name):
 
         return importlib.import_module("kvae.zoo")
     raise AttributeError(f"module 'kvae' has no attribute {name!r}")
-__version__ = "0.1.0"

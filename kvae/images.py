@@ -31,10 +31,15 @@ def grid(images, columns, padding=2):
     return canvas
 
 
+def grid_picture(images, columns, padding=2):
+    """`grid` as a PIL image: grey ("L") for one channel, else RGB."""
+    canvas = grid(images, columns, padding)
+    return Image.fromarray(canvas[..., 0] if canvas.shape[-1] == 1 else canvas)
+
+
 def save_grid(images, path, columns, scale=1):
     """Write a PNG grid of `images`; `scale` enlarges it (nearest)."""
-    canvas = grid(images, columns)
-    picture = Image.fromarray(canvas[..., 0] if canvas.shape[-1] == 1 else canvas)
+    picture = grid_picture(images, columns)
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -109,8 +109,8 @@ class VAE(keras.Model):
         self.precision = precision
         self.seed = seed
 
-        self.min_sigma = observation.check_min_sigma(min_sigma, self.gamma_mode)
-        self.observation = observation.get(self.gamma_mode, self.sigma, self.min_sigma)
+        self.observation = observation.get(self.gamma_mode, self.sigma, min_sigma)
+        self.min_sigma = getattr(self.observation, "min_sigma", None)  # validated by get
         self.encoder, self.decoder = networks.build(
             net, data_shape, latent_dim, pixel=self.observation.pixel,
             dtype=self.dtype_policy, net_config=self.net_config,

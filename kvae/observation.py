@@ -182,10 +182,11 @@ class PixelGamma(Observation):
 
     Args:
         min_sigma: None (the paper's model, no floor) or a floor > 0 on every
-            gamma_i: log gamma_i = max(log sigma_i(z), log min_sigma). Pixels that
-            are exactly 0 (Fashion-MNIST's black background, which the
-            decoder can tell from z) make the per-pixel likelihood
-            unbounded: the mean reaches 0 and sigma can shrink for ever, and in float32 the loss turns NaN once
+            gamma_i: log gamma_i = max(log sigma_i(z), log min_sigma).
+            Pixels that are exactly 0 (Fashion-MNIST's black background,
+            which the decoder can tell from z) make the per-pixel
+            likelihood unbounded: the mean reaches 0 and sigma can shrink
+            for ever, and in float32 the loss turns NaN once
             exp(-2 log sigma) overflows. The floor is a deliberate deviation
             that bounds it; below the floor the decoder's log sigma gets no
             gradient.

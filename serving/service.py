@@ -209,9 +209,9 @@ def png_bytes(images, columns=None):
 
     if columns is None:
         columns = int(np.ceil(np.sqrt(len(images))))
-    canvas = image_utils.grid(images, columns, padding=2 if len(images) > 1 else 0)
     buffer = io.BytesIO()
-    Image.fromarray(canvas[..., 0] if canvas.shape[-1] == 1 else canvas).save(buffer, "PNG")
+    image_utils.grid_picture(images, columns, padding=2 if len(images) > 1 else 0).save(
+        buffer, "PNG")
     return buffer.getvalue()
 
 
