@@ -7,8 +7,9 @@ Importing kvae registers every serializable class, so that
 from kvae import losses, networks, observation
 from kvae.models import VAE
 from kvae.saving import load
+from kvae.two_stage import TwoStageVAE
 
-__all__ = ["VAE", "load", "losses", "networks", "observation", "zoo"]
+__all__ = ["TwoStageVAE", "VAE", "load", "losses", "networks", "observation", "zoo"]
 __version__ = "0.1.0"
 
 

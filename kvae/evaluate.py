@@ -33,11 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kvae import cli, data
+from kvae import cli, data, seeds, two_stage
 from kvae.cli import EXIT_BAD_INPUT, UsageError
 from kvae.losses import INACTIVE_THRESHOLD
 
 PICTURE_COLUMNS = 10
+FULL_EVALUATION = 10000
+"""Examples of the split, and generated examples per set: the originals' protocol."""
 
 
 def build_parser():
@@ -45,7 +47,7 @@ def build_parser():
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="a run folder or a stage-1 .keras file")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--num-images", type=cli.positive_int, default=10000,
+    parser.add_argument("--num-images", type=cli.positive_int, default=FULL_EVALUATION,
                         help="examples of the split, and generated examples per set "
                              "(default 10000, the originals' protocol)")
     parser.add_argument("--split", choices=("train", "validation", "test"), default="test")
@@ -85,7 +87,14 @@ def resolve_source(args):
     """(config, stage1 path, stage2 path or None) from the command line."""
     source = Path(args.source)
     config = {}
-    if source.is_dir():
+    if source.is_dir() and two_stage.is_preset(source):
+        preset = json.loads((source / two_stage.PRESET_CONFIG).read_text())
+        files = preset["files"]
+        stage1 = source / files["stage1"]["path"]
+        stage2 = source / files["stage2"]["path"] if "stage2" in files else None
+        config_file = source / "no-config"  # the training config is the card's
+        config = dict(preset.get("card", {}).get("config") or {})
+    elif source.is_dir():
         config_file = source / "config.json"
         if not config_file.is_file():
             raise UsageError(f"{source} is not a kvae run folder (no config.json)")
@@ -156,26 +165,18 @@ class Progress:
         print(f"[{time.time() - self.started:7.1f} s] {message}", flush=True)
 
 
-def generated_sets(stage1, stage2, args, count, latent_noise, latent_scale):
+def generated_sets(model, count, seed, temperature, batch_size):
     """The generated examples: GEN-1 (stage-1 decoder means of z ~ N(0, T^2 I))
-    and GEN-2 (two-stage decoder means), `count` each, in batches."""
-    from keras import ops
-
-    from kvae.models import generate_two_stage
-
-    # Batch b draws from seed + 7919 (b + 1), apart from the reconstructions' seed + b.
-    def in_batches(function):
-        return np.concatenate([
-            ops.convert_to_numpy(function(min(args.batch_size, count - start),
-                                          args.seed + 7919 * (index + 1)))
-            for index, start in enumerate(range(0, count, args.batch_size))])
-
-    sets = {"gen1": in_batches(lambda n, seed: stage1.generate(
-        n, mode="mean", seed=seed, temperature=args.temperature))}
-    if stage2 is not None:
-        sets["gen2"] = in_batches(lambda n, seed: generate_two_stage(
-            stage1, stage2, n, mode="mean", seed=seed, temperature=args.temperature,
-            latent_noise=latent_noise, latent_scale=latent_scale))
+    and GEN-2 (two-stage decoder means), `count` each, in batches of
+    `batch_size`; batch b follows the generation protocol with the seed
+    `seeds.generation_batch_seed(seed, b)`."""
+    sets = {}
+    for stage in model.stages:
+        sets[f"gen{stage}"] = np.concatenate([
+            model.generate(min(batch_size, count - start), mode="mean", stage=stage,
+                           seed=seeds.generation_batch_seed(seed, index),
+                           temperature=temperature)
+            for index, start in enumerate(range(0, count, batch_size))])
     return sets
 
 
@@ -194,65 +195,84 @@ def frechet_distances(extractor, real, fakes, progress, label):
     return distances
 
 
-def evaluate(args, progress=None):
-    """Run the evaluation; return the metrics.json object."""
+def evaluate(model, real, dataset, out=None, split="test", seed=0, batch_size=250, iwae=1,
+             fid="auto", inception_weights=None, normalize_latents=False, temperature=1.0,
+             gain_images=1000, progress=None):
+    """Evaluate a model on real examples; return the metrics dict.
+
+    Args:
+        model: a `kvae.TwoStageVAE` (its `latent_noise` decides the GEN-2
+            protocol) or a `kvae.VAE` (one stage).
+        real: the examples, (N, *data_shape), uint8 images or float data.
+        dataset: the dataset's name, for the protocol's words.
+        out: a folder for the pictures, or None for none.
+        split: the split `real` came from, for the protocol's words.
+        seed: seeds every random draw (`kvae.seeds`).
+        batch_size: examples per batch of every pass.
+        iwae: draws of z per example; > 1 adds the importance-weighted bound.
+        fid: "auto" (when the Inception weights are found), "on" (fail
+            without them: UsageError) or "off".
+        inception_weights: a path, or None for the Keras cache.
+        normalize_latents: estimate and use the latent normalisation scale.
+        temperature: the standard deviation of the prior draws.
+        gain_images: examples for the per-latent reconstruction gain.
+        progress: a callable taking a message, or None for `Progress()`.
+    """
     import keras
 
     from kvae import features, metrics
-    from kvae.models import estimate_latent_scale
+    from kvae.two_stage import TwoStageVAE
 
     progress = progress or Progress()
-    config, stage1_path, stage2_path = resolve_source(args)
-    stage1 = load_model(stage1_path)
-    stage2 = load_model(stage2_path) if stage2_path is not None else None
-    if stage2 is not None and tuple(stage2.data_shape) != (stage1.latent_dim,):
-        raise UsageError(f"{stage2_path} models latents of shape {stage2.data_shape}, not the "
-                         f"{stage1.latent_dim} latents of {stage1_path}")
+    if not isinstance(model, TwoStageVAE):
+        model = TwoStageVAE(model)
+    stage1, stage2 = model.stage1, model.stage2
+    if normalize_latents:
+        if stage2 is None:
+            raise UsageError("--normalize-latents needs a stage 2")
+        model = TwoStageVAE(stage1, stage2, model.latent_noise, model.estimate_latent_scale(),
+                            model.name, model.card)
     shape = tuple(stage1.data_shape)
+    if tuple(real.shape[1:]) != shape:
+        raise UsageError(f"{dataset} examples have shape {real.shape[1:]}, the model takes "
+                         f"{shape}")
     images = len(shape) == 3
     num_dims = int(np.prod(shape))
-    keras.utils.set_random_seed(args.seed)
-    progress(f"loading {args.num_images} {args.split} examples of {config['dataset']}")
-    real = load_examples(config, args.split, args.num_images, shape)
+    keras.utils.set_random_seed(seed)
     real_float = data.as_float(real)
     count = len(real)
     inception, fid_missing = None, None
-    if args.fid != "off" and images:
+    if fid != "off" and images:
         try:
-            inception = features.InceptionFeatures(args.inception_weights)
+            inception = features.InceptionFeatures(inception_weights)
         except features.InceptionUnavailable as error:
-            if args.fid == "on":
+            if fid == "on":
                 raise UsageError(str(error)) from error
             fid_missing = str(error)
     result = {
-        "command": "python -m kvae.evaluate " + " ".join(shlex.quote(a) for a in args.argv),
         "kvae_version": _version(),
         "backend": keras.backend.backend(),
         "device": cli.device_name(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": {
-            "dataset": config["dataset"], "data_shape": list(shape),
+            "dataset": dataset, "data_shape": list(shape),
             "latent_dim": stage1.latent_dim, "gamma_mode": stage1.gamma_mode,
             "gamma": stage1.gamma(), "min_sigma": stage1.min_sigma,
             "kl_weight": stage1.kl_weight,
-            "stage1": str(stage1_path), "stage1_sha256": cli.file_digest(stage1_path),
-            "stage2": str(stage2_path) if stage2_path else None,
-            "stage2_sha256": cli.file_digest(stage2_path) if stage2_path else None,
         },
     }
 
     progress("encoding")
-    mu, log_sigma = metrics.encode(stage1, real, args.batch_size)
+    mu, log_sigma = metrics.encode(stage1, real, batch_size)
     progress("reconstructions")
-    reconstructions = metrics.reconstruct(stage1, real, sample=True, seed=args.seed,
-                                          batch_size=args.batch_size)
-    reconstructions_from_mu = metrics.reconstruct(stage1, real, batch_size=args.batch_size)
+    reconstructions = metrics.reconstruct(stage1, real, sample=True, seed=seed,
+                                          batch_size=batch_size)
+    reconstructions_from_mu = metrics.reconstruct(stage1, real, batch_size=batch_size)
     result["mse"] = float(np.mean(metrics.squared_error(real, reconstructions)))
     result["mse_from_mu"] = float(np.mean(metrics.squared_error(real, reconstructions_from_mu)))
 
-    progress(f"ELBO ({args.iwae} draw{'s' if args.iwae > 1 else ''} of z per example)")
-    bound = metrics.elbo(stage1, real, samples=args.iwae, seed=args.seed,
-                         batch_size=args.batch_size)
+    progress(f"ELBO ({iwae} draw{'s' if iwae > 1 else ''} of z per example)")
+    bound = metrics.elbo(stage1, real, samples=iwae, seed=seed, batch_size=batch_size)
     elbo_nats = float(bound["elbo"].mean())
     result.update({
         "elbo_nats": elbo_nats,
@@ -270,9 +290,8 @@ def evaluate(args, progress=None):
     progress("variance law, inactive latents, reconstruction gain")
     law = metrics.variance_law(mu, log_sigma)
     inactive = metrics.inactive_latents(law["mean_sigma2"])
-    gain_count = min(args.gain_images, count)
-    gains = metrics.reconstruction_gain(stage1, real[:gain_count], mu[:gain_count],
-                                        args.batch_size)
+    gain_count = min(gain_images, count)
+    gains = metrics.reconstruction_gain(stage1, real[:gain_count], mu[:gain_count], batch_size)
     result.update({
         "variance_law": float(law["law"].mean()),
         "variance_law_mean_sigma": float(law["law_mean_sigma"].mean()),
@@ -286,26 +305,18 @@ def evaluate(args, progress=None):
                      "reconstruction_gain": float(gains[j])} for j in range(len(inactive))],
     })
 
-    latent_noise = {"on": True, "off": False}.get(
-        args.latent_noise, stage2 is not None and stage2.gamma_mode == "learned")
-    latent_scale = None
     if stage2 is not None:
-        if args.normalize_latents:
-            latent_scale = estimate_latent_scale(stage2, latent_noise)
-        stage2_law = metrics.variance_law(*metrics.encode(
-            stage2, mu + np.exp(log_sigma) * np.random.default_rng(args.seed).normal(
-                size=mu.shape).astype(np.float32), args.batch_size))
+        z = model.sample_posterior(mu, log_sigma, seed)
+        stage2_law = metrics.variance_law(*metrics.encode(stage2, z, batch_size))
         result["stage2"] = {
             "gamma_mode": stage2.gamma_mode, "gamma": stage2.gamma(),
             "variance_law": float(stage2_law["law"].mean()),
             "inactive_latents": int(metrics.inactive_latents(stage2_law["mean_sigma2"]).sum()),
-            "latent_noise": latent_noise, "latent_scale": latent_scale,
+            "latent_noise": model.latent_noise, "latent_scale": model.latent_scale,
         }
-    elif args.normalize_latents:
-        raise UsageError("--normalize-latents needs a stage 2")
 
     progress("generation")
-    generated = generated_sets(stage1, stage2, args, count, latent_noise, latent_scale)
+    generated = generated_sets(model, count, seed, temperature, batch_size)
     fakes = {"rec": reconstructions, **generated}
 
     if images and shape == features.FMNIST_SHAPE:
@@ -315,7 +326,7 @@ def evaluate(args, progress=None):
                                "protocol": extractor.protocol()}
     if not images:
         result["fid"] = {"available": False, "reason": "FID is defined for images only"}
-    elif args.fid == "off":
+    elif fid == "off":
         result["fid"] = {"available": False, "reason": "--fid off"}
     elif inception is None:
         result["fid"] = {"available": False, "reason": fid_missing}
@@ -323,33 +334,70 @@ def evaluate(args, progress=None):
         result["fid"] = {**frechet_distances(inception, real_float, fakes, progress, "FID"),
                          "protocol": inception.protocol()}
 
-    result["protocol"] = protocol(args, config, count, num_dims, latent_noise, stage2)
-    progress("pictures")
-    result["pictures"] = draw_pictures(args.out, stage1, real_float, reconstructions,
-                                       generated, law["mean_sigma2"], inactive, args.seed)
+    result["protocol"] = protocol(dataset, split, seed, temperature, iwae, gain_images, count,
+                                  num_dims, model, normalize_latents)
+    if out is not None:
+        progress("pictures")
+        result["pictures"] = draw_pictures(out, stage1, real_float, reconstructions,
+                                           generated, law["mean_sigma2"], inactive, seed)
     return result
 
 
-def protocol(args, config, count, num_dims, latent_noise, stage2):
+def evaluate_command(args, progress=None):
+    """What `python -m kvae.evaluate` computes: the models and examples that
+    `args` name, evaluated into the metrics.json object."""
+    from kvae.two_stage import TwoStageVAE
+
+    config, stage1_path, stage2_path = resolve_source(args)
+    stage1 = load_model(stage1_path)
+    stage2 = load_model(stage2_path) if stage2_path is not None else None
+    latent_noise = {"on": True, "off": False}.get(args.latent_noise)
+    try:
+        model = TwoStageVAE(stage1, stage2, latent_noise=latent_noise)
+    except ValueError as error:
+        raise UsageError(f"{stage2_path} does not fit {stage1_path}: {error}") from error
+    progress = progress or Progress()
+    progress(f"loading {args.num_images} {args.split} examples of {config['dataset']}")
+    real = load_examples(config, args.split, args.num_images, stage1.data_shape)
+    result = {"command": "python -m kvae.evaluate " + " ".join(shlex.quote(a) for a in args.argv)}
+    result.update(evaluate(
+        model, real, config["dataset"], out=args.out, split=args.split, seed=args.seed,
+        batch_size=args.batch_size, iwae=args.iwae, fid=args.fid,
+        inception_weights=args.inception_weights, normalize_latents=args.normalize_latents,
+        temperature=args.temperature, gain_images=args.gain_images, progress=progress))
+    result["model"].update({
+        "stage1": str(stage1_path), "stage1_sha256": cli.file_digest(stage1_path),
+        "stage2": str(stage2_path) if stage2_path else None,
+        "stage2_sha256": cli.file_digest(stage2_path) if stage2_path else None,
+    })
+    return result
+
+
+def protocol(dataset, split, seed, temperature, iwae, gain_images, count, num_dims, model,
+             normalize_latents):
     """How every number was obtained, in words, for metrics.json."""
-    generation = (f"GEN-1: stage-1 decoder means at z ~ N(0, {args.temperature:g}^2 I); ")
-    if stage2 is not None:
-        generation += (f"GEN-2: u ~ N(0, {args.temperature:g}^2 I) -> stage-2 decoder mean"
-                       f"{' + gamma_z * eps' if latent_noise else ''}"
-                       f"{' -> scaled to unit average std' if args.normalize_latents else ''}"
+    generation = (f"GEN-1: stage-1 decoder means at z ~ N(0, {temperature:g}^2 I); ")
+    if model.stage2 is not None:
+        generation += (f"GEN-2: u ~ N(0, {temperature:g}^2 I) -> stage-2 decoder mean"
+                       f"{' + gamma_z * eps' if model.latent_noise else ''}"
+                       f"{' -> scaled to unit average std' if normalize_latents else ''}"
                        " -> stage-1 decoder mean; ")
     return {
-        "split": args.split,
+        "split": split,
         "num_images": count,
-        "examples": f"the first {count} examples of the {config['dataset']} {args.split} "
+        "examples": f"the first {count} examples of the {dataset} {split} "
                     "split, in the dataset's order",
-        "seed": args.seed,
+        "seed": seed,
+        "random_draws": "a NumPy generator per batch (kvae.seeds): reconstruction and ELBO "
+                        "batch b from seed + b, generated batch b from seed + "
+                        f"{seeds.GENERATION_BATCH_STRIDE} (b + 1), read in the order of the "
+                        "generation protocol (kvae.generation)",
         "reconstruction": "decoder mean at z = mu + sigma * eps (sampled, as the originals); "
                           "mse_from_mu uses z = mu",
         "mse": "mean over examples and dimensions of (x - reconstruction)^2, x in [0, 1], "
                "reconstructions not clipped",
         "elbo": f"mean over examples of log p(x|z) - KL(q(z|x) || N(0, I)), KL weight 1, "
-                f"{args.iwae} draw(s) of z, gamma terms and 1/2 log 2 pi included; a "
+                f"{iwae} draw(s) of z, gamma terms and 1/2 log 2 pi included; a "
                 f"continuous density on data in [0, 1], no dequantisation; "
                 f"bits_per_dim = -elbo_nats / ({num_dims} ln 2), elbo_bits_per_dim = its "
                 "negative (the sign of Berger & Sebag's Table 2)",
@@ -358,7 +406,7 @@ def protocol(args, config, count, num_dims, latent_noise, stage2):
                         "original BalancingVAE code's variant",
         "inactive_latents": "latents with mean_n sigma^2 >= 0.8 (Asperti & Trentin, "
                             "footnote 3)",
-        "reconstruction_gain": f"per latent, on the first {min(args.gain_images, count)} "
+        "reconstruction_gain": f"per latent, on the first {min(gain_images, count)} "
                                "examples: MSE of the reconstruction from mu with that latent "
                                "set to 0, minus the MSE from mu (Asperti 2019, Sec. 5)",
         "generation": generation + f"{count} examples per set, decoder means, not clipped",
@@ -370,8 +418,6 @@ def protocol(args, config, count, num_dims, latent_noise, stage2):
 def draw_pictures(out, stage1, real, reconstructions, generated, mean_sigma2, inactive,
                   seed):
     """The PNGs of an evaluation; returns {name: file name}."""
-    from keras import ops
-
     from kvae import images
 
     out = Path(out)
@@ -379,8 +425,8 @@ def draw_pictures(out, stage1, real, reconstructions, generated, mean_sigma2, in
     pictures = {}
     columns = PICTURE_COLUMNS
     z = stage1.sample_prior(columns if not vectors else 500, seed=seed)
-    means = ops.convert_to_numpy(stage1.generate_from(z, mode="mean"))
-    draws = [ops.convert_to_numpy(stage1.generate_from(z, mode="sample", seed=seed + row))
+    means = stage1.generate_from(z, mode="mean")
+    draws = [stage1.generate_from(z, mode="sample", seed=seeds.picture_row_seed(seed, row))
              for row in range(1 if vectors else 3)]
     if vectors:
         shown = real[:500]
@@ -431,7 +477,7 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         args.argv = argv
         args.out.mkdir(parents=True, exist_ok=True)
-        result = evaluate(args)
+        result = evaluate_command(args)
     except (UsageError, data.DataError) as error:
         print(f"kvae.evaluate: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -16,6 +16,7 @@ References:
 
 import math
 
+import numpy as np
 from keras import ops
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -176,3 +177,27 @@ def active_latents(log_sigma, threshold=INACTIVE_THRESHOLD):
     """
     is_active = ops.less(posterior_variance(log_sigma), threshold)
     return ops.sum(ops.cast(is_active, "float32"))
+
+
+def gaussian_sample(mean, log_std, eps):
+    """A draw from N(mean, exp(log_std)^2) given a standard normal eps:
+
+        mean + exp(log_std) * eps
+
+    the reparameterisation z = mu + sigma * eps of Kingma & Welling 2014
+    (Eq. 10) for the posterior q(z|x), and the same formula for a draw from
+    p(x|z) (x_mean, log gamma) or from stage 2's p(z|u) (z_mean, log
+    gamma_z). kvae writes it here only.
+
+    NumPy in, NumPy out (float32; the inference paths and the HTTP service),
+    or keras tensors in, a tensor out (the train step, inside the graph).
+
+    Args:
+        mean: array or tensor (B, ...).
+        log_std: a scalar or an array broadcastable to `mean`.
+        eps: float32 draws from N(0, I) of mean's shape.
+    """
+    if isinstance(mean, np.ndarray):
+        draw = mean + np.exp(np.asarray(log_std, np.float32)) * eps
+        return draw.astype(np.float32, copy=False)
+    return mean + ops.exp(log_std) * ops.cast(eps, mean.dtype)

@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from kvae import seeds
 from kvae.data import as_float
 from kvae.losses import INACTIVE_THRESHOLD
 
@@ -150,13 +151,11 @@ def encode(model, examples, batch_size=256):
 
 def reconstruct(model, examples, sample=False, seed=0, batch_size=256):
     """Reconstructions (decoder means) of every example, from mu or from a
-    sampled z; batch b uses the seed `seed + b`, so the result is
-    reproducible for a given batch size."""
-    from keras import ops
-
+    sampled z; batch b draws from `seeds.reconstruction_batch_seed(seed, b)`,
+    so the result is reproducible for a given batch size."""
     return np.concatenate([
-        ops.convert_to_numpy(model.reconstruct(batch, sample=sample,
-                                               seed=seed + index if sample else None))
+        model.reconstruct(batch, sample=sample,
+                          seed=seeds.reconstruction_batch_seed(seed, index) if sample else None)
         for index, batch in enumerate(batches(examples, batch_size))])
 
 
@@ -210,21 +209,20 @@ def elbo(model, examples, samples=1, seed=0, batch_size=256):
         model: a `kvae.VAE`.
         examples: array (N, *data_shape), uint8 images or float data.
         samples: int >= 1, the draws of z per example.
-        seed: int; batch b draws its eps from seed + b.
+        seed: int; batch b draws its eps (samples x (B, K), in order) from
+            the NumPy generator of `seeds.reconstruction_batch_seed(seed, b)`.
 
     Returns:
         dict of float64 arrays of shape (N,): elbo, log_likelihood (the
         mean over draws of log p(x|z_k)), kl, and iwae when samples > 1.
     """
-    import keras
-
     if samples < 1:
         raise ValueError(f"samples must be >= 1. Received: samples={samples}")
     parts = {"elbo": [], "log_likelihood": [], "kl": [], "iwae": []}
     for index, batch in enumerate(batches(examples, batch_size)):
-        seed_generator = keras.random.SeedGenerator(seed + index)
-        draws = [elbo_terms(model, batch, keras.random.normal(
-            (len(batch), model.latent_dim), seed=seed_generator)) for _ in range(samples)]
+        rng = seeds.generator(seeds.reconstruction_batch_seed(seed, index))
+        draws = [elbo_terms(model, batch, seeds.standard_normal(
+            rng, (len(batch), model.latent_dim))) for _ in range(samples)]
         log_likelihood = np.mean([draw["log_likelihood"] for draw in draws], axis=0)
         kl = draws[0]["kl"]
         parts["log_likelihood"].append(log_likelihood)
@@ -255,10 +253,8 @@ def reconstruction_gain(model, examples, mu, batch_size=256):
     Returns:
         float64 array of shape (K,).
     """
-    from keras import ops
-
     def mse_from(latents):
-        decoded = [ops.convert_to_numpy(model.generate_from(latents[start:start + batch_size]))
+        decoded = [model.generate_from(latents[start:start + batch_size])
                    for start in range(0, len(latents), batch_size)]
         return float(np.mean(squared_error(examples, np.concatenate(decoded))))
 

@@ -3,9 +3,18 @@
 import keras
 from keras import ops
 
-from kvae import backends, losses, networks, observation
+from kvae import backends, generation, losses, networks, observation, seeds
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+ADAM_EPSILON = 1e-8
+"""TF1's Adam epsilon, which both originals used (Keras's default is 1e-7)."""
+
+
+def adam(learning_rate=1e-4):
+    """The originals' optimizer: Adam with TF1's epsilon."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=ADAM_EPSILON)
+
 
 METRIC_NAMES = ("loss", "recon", "kl", "mse", "gamma", "active")
 """Logged every step (epoch means in `fit`'s logs): the loss, the Gaussian
@@ -146,7 +155,7 @@ class VAE(keras.Model):
         as the originals; Keras's default is 1e-7). Under mixed_float16 Keras
         wraps the optimizer in a LossScaleOptimizer."""
         if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(learning_rate=1e-4, epsilon=1e-8)
+            optimizer = adam()
         super().compile(optimizer=optimizer, **kwargs)
 
     def compile_from_config(self, config):
@@ -180,14 +189,13 @@ class VAE(keras.Model):
             return x_mean, self.observation.log_gamma(pixel_log_sigma)
         return decoded, self.observation.log_gamma()
 
-    def sample_posterior(self, mu, log_sigma, noise=None, seed=None):
-        """z = mu + sigma * eps; eps ~ N(0, I) from `seed` (or the model's
-        seed generator) unless `noise` gives it."""
+    def sample_posterior(self, mu, log_sigma, noise=None):
+        """z = mu + sigma * eps in the train step (`losses.gaussian_sample`);
+        eps ~ N(0, I) from the model's in-graph seed generator unless
+        `noise` gives it. Inference draws use `kvae.generation` instead."""
         if noise is None:
-            noise = keras.random.normal(
-                ops.shape(mu), seed=self.seed_generator if seed is None else seed
-            )
-        return mu + ops.exp(log_sigma) * ops.cast(noise, mu.dtype)
+            noise = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
+        return losses.gaussian_sample(mu, log_sigma, noise)
 
     def compute_terms(self, x, training=False, noise=None):
         """One forward pass and every loss term.
@@ -239,8 +247,9 @@ class VAE(keras.Model):
     # -- inference -----------------------------------------------------------
 
     def call(self, x, training=False):
-        """The reconstruction mean from mu (deterministic)."""
-        return self.reconstruct(x)
+        """The reconstruction mean from mu (deterministic), as a tensor."""
+        mu, _ = self.encode(ops.cast(x, "float32"), training=training)
+        return self.decode_distribution(mu, training=training)[0]
 
     def gamma(self):
         """The current scalar gamma (None for per-pixel sigma)."""
@@ -248,30 +257,33 @@ class VAE(keras.Model):
             return None
         return float(ops.convert_to_numpy(ops.exp(self.observation.log_gamma())))
 
+    # -- inference: the seeded protocol of kvae.generation, NumPy out -----------
+
     def reconstruct(self, x, sample=False, seed=None):
-        """Decoder means of x's reconstruction, from mu, or from a sampled
-        z = mu + sigma * eps when `sample` (the originals sample)."""
-        mu, log_sigma = self.encode(ops.cast(x, "float32"))
-        z = self.sample_posterior(mu, log_sigma, seed=seed) if sample else mu
-        return self.decode_distribution(z)[0]
+        """Decoder means of x's reconstruction, float32 NumPy: from mu, or
+        from z = mu + sigma * eps when `sample` (the originals sample), eps
+        from `seed`'s NumPy generator (`kvae.seeds`)."""
+        mu, log_sigma = (ops.convert_to_numpy(t) for t in self.encode(ops.cast(x, "float32")))
+        z = generation.posterior_draw(mu, log_sigma, seeds.generator(seed)) if sample else mu
+        return generation.decode_numpy(self, z)[0]
 
     def sample_prior(self, n, seed=None, temperature=1.0):
-        """n latents z ~ N(0, temperature^2 I), float32, shape (n, latent_dim).
+        """n latents z ~ N(0, temperature^2 I), float32 NumPy (n, latent_dim):
+        step 1 of the generation protocol.
 
         Args:
             n: int >= 1.
-            seed: int, a `keras.random.SeedGenerator`, or None.
+            seed: int, a NumPy Generator, or None.
             temperature: float >= 0, the standard deviation of the prior
                 draws (1 is the prior itself; lower values trade variety for
                 typicality).
         """
-        networks.check_positive_int("n", n)
-        temperature = _check_non_negative("temperature", temperature)
-        z = keras.random.normal((n, self.latent_dim), seed=_seed_generator(seed))
-        return z * temperature
+        temperature, _ = generation.check_options(temperature=temperature)
+        return generation.prior_latents(seeds.generator(seed), generation.check_count(n),
+                                        self.latent_dim, temperature)
 
     def generate_from(self, z, mode="mean", seed=None, alpha=0.0):
-        """Decode latents z into examples.
+        """Decode latents z into examples (`kvae.generation.protocol`).
 
         Args:
             z: latents, shape (n, latent_dim).
@@ -283,64 +295,34 @@ class VAE(keras.Model):
                 pixel for gamma="pixel" ("ancestral sampling", seed 002
                 Algorithm 6). Nothing is clipped here; `kvae.images` clips
                 to [0, 1] when it converts to pictures.
-            seed: int, a `keras.random.SeedGenerator`, or None; used by
-                mode="sample" only.
+            seed: int, a NumPy Generator, or None; used by mode="sample".
             alpha: float, the shift of mode="mean" in units of gamma.
 
         Returns:
-            float32 tensor of shape (n, *data_shape).
+            float32 NumPy array of shape (n, *data_shape).
         """
-        if mode not in GENERATION_MODES:
-            raise ValueError(f"Unknown mode {mode!r}; expected one of "
-                             f"{', '.join(GENERATION_MODES)}.")
-        alpha = float(alpha)
-        if mode == "sample" and alpha != 0.0:
-            raise ValueError("alpha shifts the decoder mean (mode='mean'); mode='sample' "
-                             f"draws from p(x|z) instead. Received: alpha={alpha}")
-        z = ops.cast(z, "float32")
-        if len(z.shape) != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z must have shape (n, {self.latent_dim}). "
-                             f"Received: shape={tuple(z.shape)}")
-        x_mean, log_gamma = self.decode_distribution(z)
-        if mode == "sample":
-            eps = keras.random.normal(ops.shape(x_mean), seed=_seed_generator(seed))
-            return x_mean + ops.exp(log_gamma) * eps
-        if alpha == 0.0:
-            return x_mean
-        return x_mean + alpha * ops.exp(log_gamma)
+        steps = generation.protocol(seeds.generator(seed), self.latent_dim,
+                                    latents=ops.convert_to_numpy(z), mode=mode, alpha=alpha)
+        return generation.run(steps, lambda stage, latents: generation.decode_numpy(
+            self, latents))
 
     def generate(self, n, mode="mean", seed=None, temperature=1.0, alpha=0.0):
-        """n new examples: z ~ N(0, temperature^2 I), then `generate_from`.
+        """n new examples: z ~ N(0, temperature^2 I), then `generate_from`,
+        all draws from one NumPy generator (`kvae.generation`).
 
         Args:
             n: int >= 1.
             mode: "mean" (decoder means, shifted by `alpha` gammas) or
                 "sample" (x ~ N(x_mean, gamma^2), not clipped).
-            seed: int or None; the same seed gives the same output.
+            seed: int or None; the same seed gives the same output on every
+                path (`kvae.TwoStageVAE`, the HTTP service).
             temperature: float >= 0, the standard deviation of z.
             alpha: float, see `generate_from`.
         """
-        seed_generator = _seed_generator(seed)
-        z = self.sample_prior(n, seed=seed_generator, temperature=temperature)
-        return self.generate_from(z, mode=mode, seed=seed_generator, alpha=alpha)
-
-
-GENERATION_MODES = ("mean", "sample")
-"""How `generate` turns a latent into an example: the decoder mean
-(deterministic sampling) or a draw from p(x|z) (ancestral sampling)."""
-
-
-def _seed_generator(seed):
-    if isinstance(seed, keras.random.SeedGenerator):
-        return seed
-    return keras.random.SeedGenerator(seed)
-
-
-def _check_non_negative(name, value):
-    value = float(value)
-    if not value >= 0:
-        raise ValueError(f"{name} must be >= 0. Received: {name}={value!r}")
-    return value
+        steps = generation.protocol(seeds.generator(seed), self.latent_dim, n=n, mode=mode,
+                                    temperature=temperature, alpha=alpha)
+        return generation.run(steps, lambda stage, latents: generation.decode_numpy(
+            self, latents))
 
 
 def _policy_name(dtype):
@@ -349,91 +331,3 @@ def _policy_name(dtype):
     if hasattr(dtype, "name"):
         return dtype.name
     return str(dtype)
-
-
-LATENT_NORMALIZATION_DRAWS = 10000
-"""How many stage-2 latents estimate the scale of the latent normalisation."""
-
-
-def latent_normalization_scale(z):
-    """The factor that brings generated latents to unit average standard
-    deviation: 1 / mean_j std_n(z_nj) (Asperti & Trentin 2020, Sec. IV-B:
-    the stage-2 latents came out with a variance of about .85, and
-    normalising them to the prior's unit variance improved generation; the
-    original code divided by the mean over latents of the standard
-    deviation, a single scale, no centering).
-
-    Args:
-        z: tensor of shape (n, K), n >= 2 generated latents.
-
-    Returns:
-        A float32 scalar.
-    """
-    z = ops.cast(z, "float32")
-    return 1.0 / ops.mean(ops.std(z, axis=0))
-
-
-def estimate_latent_scale(stage2, latent_noise=False, draws=LATENT_NORMALIZATION_DRAWS):
-    """The latent normalisation factor of a stage-2 model: `latent_normalization_scale`
-    of `draws` latents generated by `stage2` from u ~ N(0, I) with a fixed
-    seed (the same way as `generate_two_stage` with `latent_noise`).
-    Computed once per model and passed to `generate_two_stage`, so that an
-    image does not depend on the others in its batch.
-
-    Returns:
-        float.
-    """
-    seed_generator = keras.random.SeedGenerator(draws)
-    u = stage2.sample_prior(draws, seed=seed_generator)
-    z = stage2.generate_from(u, mode="sample" if latent_noise else "mean", seed=seed_generator)
-    return float(ops.convert_to_numpy(latent_normalization_scale(z)))
-
-
-def generate_two_stage(stage1, stage2, n, mode="mean", seed=None, temperature=1.0, alpha=0.0,
-                       latent_noise=False, latent_scale=None):
-    """Two-stage generation (Dai & Wipf 2019, Sec. 3.2).
-
-    u ~ N(0, temperature^2 I); z = the stage-2 decoder mean at u, plus
-    gamma_z * eps when `latent_noise` (Dai & Wipf's code; Asperti &
-    Trentin's adds none); z multiplied by `latent_scale` when given (the
-    latent normalisation of Asperti & Trentin 2020, Sec. IV-B; see
-    `estimate_latent_scale`); then x from the stage-1 decoder with `mode`
-    and `alpha` as in `VAE.generate_from`.
-
-    Args:
-        stage1, stage2: the two `VAE`s; stage2.data_shape must be
-            (stage1.latent_dim,).
-        n: int >= 1.
-        mode, alpha: how stage 1 decodes, see `VAE.generate_from`.
-        seed: int or None; the same seed gives the same output.
-        temperature: float >= 0, the standard deviation of u.
-        latent_noise: bool, add gamma_z * eps to the stage-2 means.
-        latent_scale: float or None, the normalisation factor of z.
-
-    Returns:
-        float32 tensor of shape (n, *stage1.data_shape).
-    """
-    seed_generator = _seed_generator(seed)
-    u = stage2.sample_prior(n, seed=seed_generator, temperature=temperature)
-    return decode_two_stage(stage1, stage2, u, mode=mode, seed=seed_generator, alpha=alpha,
-                            latent_noise=latent_noise, latent_scale=latent_scale)
-
-
-def decode_two_stage(stage1, stage2, u, mode="mean", seed=None, alpha=0.0,
-                     latent_noise=False, latent_scale=None):
-    """x from given stage-2 latents u: z = the stage-2 decoder mean at u (plus
-    gamma_z * eps when `latent_noise`), times `latent_scale` when given,
-    then the stage-1 decoder with `mode` and `alpha` (`generate_two_stage`
-    draws u from the prior and calls this).
-
-    Returns:
-        float32 tensor of shape (len(u), *stage1.data_shape).
-    """
-    if tuple(stage2.data_shape) != (stage1.latent_dim,):
-        raise ValueError(f"stage 2 models latents of shape {stage2.data_shape}, but stage 1 "
-                         f"has latent_dim={stage1.latent_dim}.")
-    seed_generator = _seed_generator(seed)
-    z = stage2.generate_from(u, mode="sample" if latent_noise else "mean", seed=seed_generator)
-    if latent_scale is not None:
-        z = z * float(latent_scale)
-    return stage1.generate_from(z, mode=mode, seed=seed_generator, alpha=alpha)

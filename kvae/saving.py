@@ -6,14 +6,19 @@ import keras
 
 
 def load(path, compile=True, safe_mode=True):
-    """Load a `.keras` file written by kvae.
+    """Load a `.keras` file written by kvae (a `VAE`), or a preset folder
+    (a `TwoStageVAE`, its files' sha256 checked).
 
-    Equivalent to `import kvae; keras.saving.load_model(path, ...)`: the
-    import registers kvae's classes. With `compile=True` the optimizer state
-    (iterations, Adam moments, loss scale) comes back so training resumes;
-    use `compile=False` for inference.
+    For a file this is `import kvae; keras.saving.load_model(path, ...)`:
+    the import registers kvae's classes. With `compile=True` the optimizer
+    state (iterations, Adam moments, loss scale) comes back so training
+    resumes; use `compile=False` for inference.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        from kvae.two_stage import TwoStageVAE
+
+        return TwoStageVAE.load(path, compile=compile, safe_mode=safe_mode)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No kvae checkpoint at {path!r}.")
     return keras.saving.load_model(path, compile=compile, safe_mode=safe_mode)

@@ -8,9 +8,10 @@
 
 The zoo is a folder (the repository's `zoo/`, or $KVAE_ZOO, or the
 `zoo_dir` argument) holding `manifest.json` and one sub-folder per trained
-model: stage1.keras (and stage2.keras for two-stage models), config.json
-(the training configuration), metrics.json (`kvae.evaluate` on the 10,000
-test images) and samples.png. Every `.keras` file also loads with plain
+model, a preset folder (`kvae.TwoStageVAE`): stage1.keras (and stage2.keras
+for two-stage models), config.json (the preset: generation options, file
+digests and the card), metrics.json (`kvae.evaluate` on the 10,000 test
+images), samples.png and reconstructions.png. Every `.keras` file also loads with plain
 Keras: `import kvae` then `keras.saving.load_model(path)`.
 
 The manifest entry of a model (its card) holds its name, dataset,
@@ -27,10 +28,8 @@ to the zoo (see `export`).
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 MANIFEST = "manifest.json"
@@ -83,94 +82,16 @@ def card(name, zoo_dir=None):
     return models[name]
 
 
-@dataclass
-class ZooModel:
-    """A zoo model ready for inference: stage 1, stage 2 when trained, and
-    the card. Generation through stage 2 uses the card's `latent_noise`
-    (gamma_z noise for a learned stage-2 gamma, as Dai & Wipf's code)."""
-
-    name: str
-    stage1: object
-    stage2: object = None
-    card: dict = field(default_factory=dict)
-
-    @property
-    def stages(self):
-        """The generation stages available: (1,) or (1, 2)."""
-        return (1,) if self.stage2 is None else (1, 2)
-
-    @property
-    def latent_dim(self):
-        """Length of the latent vectors that `generate_from` takes."""
-        return self.stage1.latent_dim if self.stage2 is None else self.stage2.latent_dim
-
-    def _check_stage(self, stage):
-        if stage is None:
-            return self.stages[-1]
-        if stage not in self.stages:
-            raise ValueError(f"{self.name} generates with stage(s) "
-                             f"{', '.join(map(str, self.stages))}. Received: stage={stage!r}")
-        return stage
-
-    def encode(self, x):
-        """(mu, log_sigma) of q(z|x), NumPy float32."""
-        from keras import ops
-
-        mu, log_sigma = self.stage1.encode(x)
-        return ops.convert_to_numpy(mu), ops.convert_to_numpy(log_sigma)
-
-    def reconstruct(self, x, sample=False, seed=None):
-        """Decoder means from mu (or from a sampled z), NumPy float32."""
-        from keras import ops
-
-        return ops.convert_to_numpy(self.stage1.reconstruct(x, sample=sample, seed=seed))
-
-    def generate(self, n, mode="mean", seed=None, stage=None, temperature=1.0):
-        """n images from the prior: stage 2 (the default when trained) maps
-        u ~ N(0, T^2 I) to z, stage 1 draws z ~ N(0, T^2 I); `mode` "mean"
-        returns decoder means, "sample" draws from p(x|z)."""
-        from keras import ops
-
-        from kvae.models import generate_two_stage
-
-        if self._check_stage(stage) == 1:
-            images = self.stage1.generate(n, mode=mode, seed=seed, temperature=temperature)
-        else:
-            images = generate_two_stage(
-                self.stage1, self.stage2, n, mode=mode, seed=seed, temperature=temperature,
-                latent_noise=self.latent_noise)
-        return ops.convert_to_numpy(images)
-
-    def generate_from(self, latents, mode="mean", seed=None, stage=None):
-        """Images from given latents: stage-1 z, or stage-2 u when `stage`
-        is 2 (the default when trained)."""
-        from keras import ops
-
-        from kvae.models import decode_two_stage
-
-        if self._check_stage(stage) == 1:
-            images = self.stage1.generate_from(latents, mode=mode, seed=seed)
-        else:
-            images = decode_two_stage(self.stage1, self.stage2, latents, mode=mode, seed=seed,
-                                      latent_noise=self.latent_noise)
-        return ops.convert_to_numpy(images)
-
-    @property
-    def latent_noise(self):
-        """Whether stage-2 generation adds gamma_z noise (the card's
-        generation setting; kvae.evaluate's default for a learned stage 2)."""
-        return self.card.get("generation", {}).get("latent_noise", False)
-
-
 def load(name, zoo_dir=None, verify=True):
-    """The ready model of a trained zoo entry (`ZooModel`).
+    """The trained zoo entry `name` as a `kvae.TwoStageVAE` (one or two
+    stages, with the card).
 
-    Every file's sha256 is checked against the manifest first (a mismatch is
-    a ZooError naming the file); the files load with Keras's safe_mode and
-    without their (absent) optimizer. A recipe-only name is a ZooError that
-    gives the command that trains it.
+    The entry's folder is a preset (`kvae.two_stage`): every file's sha256 is
+    checked first (a mismatch is a ZooError naming the file); the files load
+    with Keras's safe_mode and without their (absent) optimizer. A
+    recipe-only name is a ZooError that gives the command that trains it.
     """
-    from kvae import cli, saving
+    from kvae.two_stage import PresetError, TwoStageVAE
 
     zoo_dir = Path(zoo_dir or default_dir())
     entry = card(name, zoo_dir)
@@ -178,28 +99,37 @@ def load(name, zoo_dir=None, verify=True):
         raise ZooError(f"{name} is a recipe, not trained here ({entry.get('why_not_trained', '')}"
                        f"). Train it with: {entry['command']}; then add it with: python -m "
                        f"kvae.zoo export RUN_DIR --name {name}")
-    stages = {}
-    for stage, spec in entry["files"].items():
-        path = zoo_dir / spec["path"]
-        if not path.is_file():
-            raise ZooError(f"{name}: {path} is missing")
-        digest = cli.file_digest(path) if verify else spec["sha256"]
-        if digest != spec["sha256"]:
-            raise ZooError(f"{name}: sha256 mismatch for {path}: the manifest has "
-                           f"{spec['sha256']}, the file {digest}")
-        stages[stage] = saving.load(path, compile=False, safe_mode=True)
-    return ZooModel(name, stages["stage1"], stages.get("stage2"), entry)
+    try:
+        return TwoStageVAE.load(zoo_dir / name, verify=verify)
+    except PresetError as error:
+        raise ZooError(f"{name}: {error}") from error
+
+
+def preset_config(entry):
+    """The preset config.json of a trained entry, from its card: the folder
+    then loads as a `kvae.TwoStageVAE` on its own."""
+    from kvae import two_stage
+
+    return {"format": two_stage.PRESET_FORMAT, "version": two_stage.PRESET_VERSION,
+            "name": entry["name"], "latent_noise": entry["generation"]["latent_noise"],
+            "latent_scale": entry["generation"].get("latent_scale"), "card": entry,
+            "files": {stage: {**spec, "path": Path(spec["path"]).name}
+                      for stage, spec in entry["files"].items()}}
 
 
 # -- export (python -m kvae.zoo export) -------------------------------------------
 
 
 def _write_manifest(zoo_dir, data):
-    """Write the manifest (names sorted) and the README rendered from it."""
-    from kvae import cli
+    """Write the manifest (names sorted), each trained model's preset
+    config.json and the README, all rendered from the manifest."""
+    from kvae import cli, two_stage
 
     data["models"] = dict(sorted(data["models"].items()))
     cli.write_json(zoo_dir / MANIFEST, data)
+    for name, entry in data["models"].items():
+        if entry.get("trained") and (zoo_dir / name).is_dir():
+            cli.write_json(zoo_dir / name / two_stage.PRESET_CONFIG, preset_config(entry))
     (zoo_dir / "README.md").write_text(render_readme(data))
 
 
@@ -288,18 +218,63 @@ def render_readme(data):
     return "\n".join(lines) + "\n"
 
 
-def _evaluate(files, dataset, out, extra):
-    command = [sys.executable, "-m", "kvae.evaluate", str(files["stage1"]), "--dataset",
-               dataset, "--out", str(out), *extra]
-    if "stage2" in files:
-        command += ["--stage2", str(files["stage2"])]
-    subprocess.run(command, check=True)
-    return json.loads((out / "metrics.json").read_text())
-
-
 CARD_METRICS = ("mse", "mse_from_mu", "elbo_nats", "bits_per_dim", "variance_law",
                 "inactive_latents", "active_latents", "fd_fmnist", "fid")
 """The evaluation metrics a card repeats (metrics.json has them all)."""
+
+
+def _backend():
+    import keras
+
+    return keras.backend.backend()
+
+
+def _evaluate_into(model, target, dataset, config, scratch, fid):
+    """Evaluate a zoo model in-process (`kvae.evaluate.evaluate`): the full
+    test split into target/metrics.json, samples.png and
+    reconstructions.png, then the first `CHECK_IMAGES` examples. Returns the
+    card's fields that come from evaluation (metrics, evaluation, check)."""
+    from kvae import cli, evaluate
+
+    real = evaluate.load_examples(config, "test", evaluate.FULL_EVALUATION, model.data_shape)
+    # as a user would run it from the folder that holds the zoo
+    command = (f"python -m kvae.evaluate {target.parent.name}/{target.name} --fid {fid} "
+               f"--out {target.name}-eval")
+    metrics = {"command": command,
+               **evaluate.evaluate(model, real, dataset, out=scratch, fid=fid)}
+    # Loaded as `kvae.evaluate --num-images 500` loads them (for synthetic data
+    # a 500-point sample is not the first 500 points of a 10,000-point one).
+    check_examples = evaluate.load_examples(config, "test", CHECK_IMAGES, model.data_shape)
+    check = evaluate.evaluate(model, check_examples, dataset, fid="off",
+                              gain_images=CHECK_IMAGES, out=None)
+    cli.write_json(scratch / "metrics.json", metrics)
+    shutil.copy(scratch / "metrics.json", target / "metrics.json")
+    grid = "samples_stage2.png" if model.stage2 is not None else "samples_mean.png"
+    shutil.copy(scratch / grid, target / "samples.png")
+    shutil.copy(scratch / "reconstructions.png", target / "reconstructions.png")
+    return {"metrics": {key: metrics.get(key) for key in CARD_METRICS},
+            "evaluation": command,
+            "check": {"num_images": CHECK_IMAGES, "seed": 0, "split": "test",
+                      "mse": check["mse"], "mse_from_mu": check["mse_from_mu"],
+                      "elbo_nats": check["elbo_nats"]}}
+
+
+def refresh(name, zoo_dir=None, fid="auto"):
+    """Evaluate a shipped model again (after a change of the evaluation
+    protocol) and rewrite its metrics, check and pictures; the weights and
+    the rest of the card stay. Returns the entry."""
+    zoo_dir = Path(zoo_dir or default_dir())
+    entry = card(name, zoo_dir)
+    model = load(name, zoo_dir)
+    scratch = zoo_dir / name / "refresh-eval"
+    entry.update(_evaluate_into(model, zoo_dir / name, entry["dataset"], entry["config"],
+                                scratch, fid))
+    entry["refreshed"] = time.strftime("%Y-%m-%d")
+    shutil.rmtree(scratch)
+    data = manifest(zoo_dir)
+    data["models"][name] = entry
+    _write_manifest(zoo_dir, data)
+    return entry
 
 
 def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=None):
@@ -312,35 +287,21 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
     samples.png; and writes the manifest entry (with `notes`, what a user
     should know about the model, when given). Returns the entry.
     """
-    import keras
-
     from kvae import cli, saving
+    from kvae.two_stage import TwoStageVAE
 
     run_dir, zoo_dir = Path(run_dir), Path(zoo_dir or default_dir())
     config = json.loads((run_dir / "config.json").read_text())
     state = json.loads((run_dir / "state.json").read_text())
+    stages = [saving.load(run_dir / f"stage{stage}.keras", compile=False)
+              for stage in ("1", "2") if (run_dir / f"stage{stage}.keras").is_file()
+              and state[f"stage{stage}"]["epochs_done"] > 0]
+    model = TwoStageVAE(*stages, name=name)  # without the optimizer: compile=False
     target = zoo_dir / name
-    target.mkdir(parents=True, exist_ok=True)
-    files, latent_noise = {}, False
-    for stage in ("stage1", "stage2"):
-        source = run_dir / f"{stage}.keras"
-        if source.is_file() and state[stage]["epochs_done"] > 0:
-            model = saving.load(source, compile=False)
-            files[stage] = target / f"{stage}.keras"
-            model.save(files[stage])
-            # kvae.evaluate's --latent-noise auto: gamma_z noise for a learned stage 2
-            latent_noise = stage == "stage2" and model.gamma_mode == "learned"
-            keras.backend.clear_session()
-    shutil.copy(run_dir / "config.json", target / "config.json")
-    scratch = run_dir / "zoo-eval"
-    metrics = _evaluate(files, config["dataset"], scratch, ["--fid", fid])
-    check = _evaluate(files, config["dataset"], scratch / "check",
-                      ["--fid", "off", "--num-images", str(CHECK_IMAGES),
-                       "--gain-images", str(CHECK_IMAGES)])
-    shutil.copy(scratch / "metrics.json", target / "metrics.json")
-    grid = "samples_stage2.png" if "stage2" in files else "samples_mean.png"
-    shutil.copy(scratch / grid, target / "samples.png")
-    shutil.copy(scratch / "reconstructions.png", target / "reconstructions.png")
+    model.save(target)
+    files = {f"stage{stage}": target / f"stage{stage}.keras" for stage in model.stages}
+    evaluated = _evaluate_into(model, target, config["dataset"], config, run_dir / "zoo-eval",
+                               fid)
     entry = {
         "trained": True, "name": name, "dataset": config["dataset"],
         "description": description, "command": command,
@@ -349,16 +310,12 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
                    "stage2": state["stage2"]["epochs_done"] if "stage2" in files else 0},
         "steps_per_epoch": config["steps_per_epoch"], "batch_size": config["batch_size"],
         "config": config,
-        "generation": {"latent_noise": latent_noise},
+        "generation": {"latent_noise": model.latent_noise},
         "files": {stage: {"path": f"{name}/{path.name}", "sha256": cli.file_digest(path),
                           "size": path.stat().st_size} for stage, path in files.items()},
         "samples": f"{name}/samples.png", "reconstructions": f"{name}/reconstructions.png",
-        "metrics": {key: metrics.get(key) for key in CARD_METRICS},
-        "evaluation": metrics["command"],
-        "check": {"num_images": CHECK_IMAGES, "seed": 0, "split": "test",
-                  "mse": check["mse"], "mse_from_mu": check["mse_from_mu"],
-                  "elbo_nats": check["elbo_nats"]},
-        "trained_on": {"device": metrics["device"], "backend": metrics["backend"]},
+        **evaluated,
+        "trained_on": {"device": cli.device_name(), "backend": _backend()},
         "exported": time.strftime("%Y-%m-%d"),
     }
     if notes:
@@ -379,6 +336,11 @@ def main(argv=None):
     listing.add_argument("--zoo", type=Path)
     readme = commands.add_parser("readme", help="rewrite the zoo's README.md from its manifest")
     readme.add_argument("--zoo", type=Path)
+    refreshing = commands.add_parser("refresh", help="evaluate shipped models again and "
+                                                     "rewrite their metrics and pictures")
+    refreshing.add_argument("names", nargs="+")
+    refreshing.add_argument("--zoo", type=Path)
+    refreshing.add_argument("--fid", choices=("auto", "on", "off"), default="auto")
     exporting = commands.add_parser("export", help="add a finished training run to the zoo")
     exporting.add_argument("run_dir", type=Path)
     exporting.add_argument("--name", required=True)
@@ -398,6 +360,11 @@ def main(argv=None):
             return 0
         if args.command == "readme":
             _write_manifest(Path(args.zoo or default_dir()), manifest(args.zoo))
+            return 0
+        if args.command == "refresh":
+            for name in args.names:
+                entry = refresh(name, args.zoo, args.fid)
+                print(json.dumps({"name": name, "check": entry["check"]}))
             return 0
         if not (args.run_dir / "state.json").is_file():
             raise cli.UsageError(f"{args.run_dir} is not a kvae.train run (no state.json)")

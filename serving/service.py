@@ -23,8 +23,9 @@ Routes:
 Generation runs through `Decoder`, a second service whose decode APIs use
 adaptive batching: concurrent requests are decoded together. The random
 numbers of a request (its latents and its pixel noise) come from its own
-seed with NumPy, so an image depends on the request only, never on which
-requests shared its batch. `--arg batching=false` decodes in the front
+seed with NumPy, following `kvae.generation.protocol`, so an image depends
+on the request only, never on which requests shared its batch, and equals
+what `kvae.zoo.load(name).generate(n, seed=...)` gives. `--arg batching=false` decodes in the front
 service instead (for comparison; see benchmarks/serve_load.py).
 
 Bad input gets a 400 whose message starts with the field's name; the server
@@ -64,7 +65,7 @@ class ServiceArgs(pydantic.BaseModel):
     $KVAE_STAGE2 and $KVAE_BATCHING, then the defaults."""
 
     model: str = os.environ.get(MODEL_ENV) or DEFAULT_MODEL
-    stage2: t.Optional[str] = os.environ.get("KVAE_STAGE2") or None
+    stage2: str | None = os.environ.get("KVAE_STAGE2") or None
     batching: bool = os.environ.get("KVAE_BATCHING", "true").lower() not in ("0", "false", "no")
 
 
@@ -75,32 +76,25 @@ ARGS = bentoml.use_arguments(ServiceArgs)
 
 
 def is_file_spec(spec):
-    """Whether a model spec names a `.keras` file rather than a zoo model."""
+    """Whether a model spec names a `.keras` file or a preset folder rather
+    than a zoo model."""
     return spec.endswith(".keras") or os.sep in spec
 
 
 def load_model(spec, stage2=None):
-    """A `kvae.zoo.ZooModel` for a zoo name or a stage-1 `.keras` path
-    (and an optional stage-2 path), float32 for CPU serving."""
-    from kvae import saving, zoo
+    """A float32 `kvae.TwoStageVAE` for CPU serving: a zoo name, a preset
+    folder, or a stage-1 `.keras` path (and an optional stage-2 path)."""
+    import kvae
+    from kvae import zoo
 
-    if is_file_spec(spec):
-        stages = [saving.to_float32(saving.load(path, compile=False))
-                  for path in (spec, stage2) if path]
-        second = stages[1] if stage2 else None
-        # gamma_z noise for a learned stage 2, as kvae.evaluate's default and the zoo's cards
-        latent_noise = second is not None and second.gamma_mode == "learned"
-        return zoo.ZooModel(Path(spec).name, stages[0], second,
-                            {"name": Path(spec).name, "files": {"stage1": {"path": spec}},
-                             "trained": True, "source": "a .keras file given to the service",
-                             "generation": {"latent_noise": latent_noise}})
-    if stage2:
-        raise ValueError("stage2= applies to a .keras model path, not a zoo name")
-    model = zoo.load(spec)
-    model.stage1 = saving.to_float32(model.stage1)
-    if model.stage2 is not None:
-        model.stage2 = saving.to_float32(model.stage2)
-    return model
+    if not is_file_spec(spec):
+        if stage2:
+            raise ValueError("stage2= applies to a .keras model path, not a zoo name")
+        return zoo.load(spec).to_float32()
+    if Path(spec).is_dir():
+        return kvae.TwoStageVAE.load(spec).to_float32()
+    stages = [kvae.load(path, compile=False) for path in (spec, stage2) if path]
+    return kvae.TwoStageVAE(*stages, name=Path(spec).name).to_float32()
 
 
 def model_card():
@@ -177,12 +171,6 @@ def read_upload(path, shape):
     return pixels.astype(np.float32) / 255.0
 
 
-def prior_latents(n, dim, temperature, rng):
-    """u (or z) ~ N(0, temperature^2 I) of shape (n, dim), from the
-    request's NumPy generator."""
-    return (rng.standard_normal((n, dim)) * temperature).astype(np.float32)
-
-
 def given_latents(z, dim):
     """The request's latents as float32 (n, dim), checked: 1 to MAX_IMAGES
     rows of `dim` finite numbers."""
@@ -195,12 +183,6 @@ def given_latents(z, dim):
     if not np.isfinite(latents).all():
         raise InvalidArgument("z: every number must be finite")
     return latents.astype(np.float32)
-
-
-def add_noise(mean, log_gamma, rng):
-    """A draw from N(mean, exp(log_gamma)^2): the decoder's p(x|z) (or the
-    stage-2 decoder's p(z|u)), noise from the request's generator."""
-    return (mean + np.exp(log_gamma) * rng.standard_normal(mean.shape)).astype(np.float32)
 
 
 def png_bytes(images, columns=None):
@@ -219,14 +201,13 @@ def decode_statistics(model, latents):
     """Decoder means and log gammas of a batch of latents, NumPy float32,
     concatenated as (B, 2 * prod(data_shape)) so that one batched call
     serves both generation modes."""
-    from keras import ops
+    from kvae import generation
 
-    mean, log_gamma = model.decode_distribution(latents)
-    mean = ops.convert_to_numpy(mean).reshape(len(latents), -1)
-    log_gamma = np.asarray(ops.convert_to_numpy(log_gamma), np.float32)
+    mean, log_gamma = generation.decode_numpy(model, latents)
+    mean = mean.reshape(len(latents), -1)
     log_gamma = (np.full_like(mean, log_gamma) if log_gamma.ndim == 0
                  else log_gamma.reshape(len(latents), -1))
-    return np.concatenate([mean, log_gamma], axis=1).astype(np.float32)
+    return np.concatenate([mean, log_gamma], axis=1)
 
 
 # -- the services ------------------------------------------------------------------
@@ -262,38 +243,38 @@ class KVAE:
 
     def __init__(self):
         self.model = load_model(ARGS.model, ARGS.stage2)
-        self.data_shape = tuple(self.model.stage1.data_shape)
+        self.data_shape = self.model.data_shape
 
     # image in -------------------------------------------------------------------
 
     @bentoml.api(route="/encode")
     def encode(self, image: Upload, sample: bool = False,
-               seed: t.Optional[int] = None) -> dict:
+               seed: int | None = None) -> dict:
         """mu and log sigma of q(z|x) for the uploaded image; with
         `sample`, also z = mu + sigma * eps (eps from `seed`)."""
         x = read_upload(image, self.data_shape)[None]
         mu, log_sigma = self.model.encode(x)
         result = {"mu": mu[0].tolist(), "log_sigma": log_sigma[0].tolist()}
         if sample:
-            result["z"] = add_noise(mu, log_sigma, np.random.default_rng(seed))[0].tolist()
+            result["z"] = self.model.sample_posterior(mu, log_sigma, seed)[0].tolist()
         return result
 
     @bentoml.api(route="/reconstruct")
     async def reconstruct(self, image: Upload, sample: bool = False,
-                          seed: t.Optional[int] = None):
+                          seed: int | None = None):
         """The decoder mean at z = mu (or at a sampled z), as a PNG."""
         x = read_upload(image, self.data_shape)[None]
         mu, log_sigma = await anyio.to_thread.run_sync(self.model.encode, x)
-        z = add_noise(mu, log_sigma, np.random.default_rng(seed)) if sample else mu
-        mean = (await self._decode(1, z))[:, : int(np.prod(self.data_shape))]
+        z = self.model.sample_posterior(mu, log_sigma, seed) if sample else mu
+        mean, _ = await self._decode_distribution(1, z)
         return Response(png_bytes(mean.reshape(1, *self.data_shape)), media_type="image/png")
 
     # generation -------------------------------------------------------------------
 
     @bentoml.api(route="/mean-generate")
-    async def mean_generate(self, n: ImageCount = 16, seed: t.Optional[int] = None,
-                      stage: t.Optional[int] = None, temperature: Temperature = 1.0,
-                      z: t.Optional[t.List[t.List[float]]] = None,
+    async def mean_generate(self, n: ImageCount = 16, seed: int | None = None,
+                      stage: int | None = None, temperature: Temperature = 1.0,
+                      z: list[list[float]] | None = None,
                       format: Format = "png"):
         """Decoder means at latents from the prior (n, seed, temperature;
         through stage 2 when the model has it), or at the given stage-1
@@ -302,9 +283,9 @@ class KVAE:
         return await self._generate("mean", n, seed, stage, temperature, z, format)
 
     @bentoml.api(route="/sample-generate")
-    async def sample_generate(self, n: ImageCount = 16, seed: t.Optional[int] = None,
-                              stage: t.Optional[int] = None, temperature: Temperature = 1.0,
-                              z: t.Optional[t.List[t.List[float]]] = None,
+    async def sample_generate(self, n: ImageCount = 16, seed: int | None = None,
+                              stage: int | None = None, temperature: Temperature = 1.0,
+                              z: list[list[float]] | None = None,
                               format: Format = "png"):
         """Draws from p(x|z) (ancestral sampling), latents as mean-generate."""
         return await self._generate("sample", n, seed, stage, temperature, z, format)
@@ -331,24 +312,26 @@ class KVAE:
         model = self.model.stage1 if stage == 1 else self.model.stage2
         return await anyio.to_thread.run_sync(decode_statistics, model, latents)
 
+    async def _decode_distribution(self, stage, latents):
+        """(mean, log_gamma) of a stage's p(.|z), each (B, prod(shape)), for
+        `kvae.generation.run_async`."""
+        mean, log_gamma = np.split(await self._decode(stage, latents), 2, axis=1)
+        return mean, log_gamma
+
     async def _generate(self, mode, n, seed, stage, temperature, z, format):
+        from kvae import generation, seeds
+
         stages = self.model.stages
         if stage is None:  # given z are stage-1 latents (as /encode returns them)
             stage = 1 if z is not None else stages[-1]
         if stage not in stages:
             raise InvalidArgument(f"stage: this model generates with stage "
                                   f"{' or '.join(map(str, stages))}, not {stage}")
-        dim = self.model.stage1.latent_dim if stage == 1 else self.model.stage2.latent_dim
-        rng = np.random.default_rng(seed)
-        latents = given_latents(z, dim) if z is not None else prior_latents(
-            n, dim, temperature, rng)
-        if stage == 2:
-            statistics = await self._decode(2, latents)
-            z_mean, log_gamma_z = np.split(statistics, 2, axis=1)
-            latents = (add_noise(z_mean, log_gamma_z, rng) if self.model.latent_noise
-                       else z_mean)
-        x_mean, log_gamma = np.split(await self._decode(1, latents), 2, axis=1)
-        images = add_noise(x_mean, log_gamma, rng) if mode == "sample" else x_mean
+        latents = given_latents(z, self.model.latent_dim_of(stage)) if z is not None else None
+        # The protocol of kvae.generation, as TwoStageVAE.generate runs it.
+        steps = self.model.protocol(seeds.generator(seed), n=n, latents=latents, mode=mode,
+                                    temperature=temperature, stage=stage)
+        images = await generation.run_async(steps, self._decode_distribution)
         images = images.reshape(len(images), *self.data_shape)
         if len(self.data_shape) != 3:  # vectors (manifold2d): numbers, not pictures
             return JSONResponse({"samples": images.tolist()})

@@ -87,21 +87,29 @@ def test_encode_returns_the_posterior_of_the_uploaded_image(client, models):
                      for t in stage1.encode(pixels[None, ..., None].astype("float32") / 255))
     np.testing.assert_allclose(body["mu"], mu[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(body["log_sigma"], log_sigma[0], rtol=1e-5, atol=1e-6)
-    eps = np.random.default_rng(7).standard_normal(mu.shape)
+    eps = np.random.default_rng(7).standard_normal(mu.shape, dtype=np.float32)
     np.testing.assert_allclose(body["z"], (mu + np.exp(log_sigma) * eps)[0], rtol=1e-5,
                                atol=1e-6)
     plain = client.post("/encode", files={"image": ("x.png", png(pixels), "image/png")}).json()
     assert "z" not in plain and plain["mu"] == body["mu"]
 
 
-def test_encode_converts_and_resizes_jpeg_and_colour_uploads(client):
+def test_encode_converts_and_resizes_jpeg_and_colour_uploads(client, models):
+    """A 20x30 colour JPEG reaches the 8x8 grey model as PIL makes it: grey,
+    the centred 20x20 square, resized with the antialiased bilinear filter."""
+    (stage1, _), _ = models
     colour = (np.random.default_rng(1).random((20, 30, 3)) * 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(colour).save(buffer, "JPEG")
     response = client.post("/encode", files={"image": ("x.jpg", buffer.getvalue(),
                                                        "image/jpeg")})
     assert response.status_code == 200, response.text
-    assert len(response.json()["mu"]) == 4
+    body = response.json()
+    grey = Image.open(io.BytesIO(buffer.getvalue())).convert("L").crop((5, 0, 25, 20))
+    x = np.asarray(grey.resize((8, 8), Image.BILINEAR), np.float32)[None, ..., None] / 255
+    mu, log_sigma = (keras.ops.convert_to_numpy(t) for t in stage1.encode(x))
+    np.testing.assert_allclose(body["mu"], mu[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(body["log_sigma"], log_sigma[0], rtol=1e-5, atol=1e-5)
 
 
 def test_reconstruct_returns_the_decoder_mean_as_png(client, models):
@@ -118,21 +126,23 @@ def test_reconstruct_returns_the_decoder_mean_as_png(client, models):
 
 
 def _expected_generation(models, n, seed, mode, stage, temperature=1.0):
-    """The service's protocol, recomputed: one NumPy generator per request
-    draws the latents, then (sample mode) the pixel noise."""
+    """The generation protocol, recomputed: one NumPy generator per request
+    draws the float32 latents, then (stage 2) the gamma_z noise, then
+    (sample mode) the pixel noise."""
     (stage1, stage2), _ = models
     rng = np.random.default_rng(seed)
     dim = 4
-    latents = (rng.standard_normal((n, dim)) * temperature).astype("float32")
+    latents = rng.standard_normal((n, dim), dtype=np.float32) * np.float32(temperature)
     if stage == 2:  # a learned stage 2: z = its mean plus gamma_z noise
         z_mean, log_gamma_z = (keras.ops.convert_to_numpy(t)
                                for t in stage2.decode_distribution(latents))
-        latents = (z_mean + np.exp(log_gamma_z) * rng.standard_normal(z_mean.shape)).astype(
-            "float32")
+        latents = z_mean + np.exp(log_gamma_z) * rng.standard_normal(z_mean.shape,
+                                                                     dtype=np.float32)
     mean, log_gamma = (keras.ops.convert_to_numpy(t) for t in
                        stage1.decode_distribution(latents))
     if mode == "sample":
-        mean = mean + np.exp(log_gamma) * rng.standard_normal((n, 64)).reshape(mean.shape)
+        mean = mean + np.exp(log_gamma) * rng.standard_normal((n, 64), dtype=np.float32
+                                                              ).reshape(mean.shape)
     return image_utils.to_uint8(mean)
 
 
@@ -226,45 +236,86 @@ def test_models_health_and_openapi(client, models):
 # -- the real server -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`bentoml serve` from the repository root (bentofile.yaml: the default
-    zoo model) on a free loopback port."""
+def _serve(home, *args):
+    """Start `bentoml serve` from the repository root (bentofile.yaml: the
+    default zoo model) on a free loopback port; returns (process, url, log)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    home = tmp_path_factory.mktemp("bentoml-home")
     log_path = home / "serve.log"
     env = {key: value for key, value in os.environ.items()
-           if key not in ("KVAE_MODEL", "KVAE_STAGE2")}
+           if key not in ("KVAE_MODEL", "KVAE_STAGE2", "KVAE_BATCHING")}
     env.update({"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
                 "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "bentoml", "serve", "--host", "127.0.0.1", "--port",
-             str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+             str(port), *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 240
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"bentoml serve exited {process.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"bentoml serve not ready in 240 s:\n{log_path.read_text()}")
-            time.sleep(1)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+    return process, f"http://127.0.0.1:{port}", log_path
+
+
+def _wait_ready(process, url, log_path, deadline):
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"bentoml serve exited {process.returncode}:\n{log_path.read_text()}")
         try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline:
+            pytest.fail(f"bentoml serve not ready in time:\n{log_path.read_text()}")
+        time.sleep(1)
+
+
+def _stop(process):
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """Two real servers of the default zoo model, started side by side:
+    {"batched": url, "unbatched": url (--arg batching=false)}."""
+    started = {}
+    try:
+        for name, args in (("batched", ()), ("unbatched", ("--arg", "batching=false"))):
+            started[name] = _serve(tmp_path_factory.mktemp(f"bentoml-{name}"), *args)
+        deadline = time.time() + 300
+        for process, url, log_path in started.values():
+            _wait_ready(process, url, log_path, deadline)
+        yield {name: url for name, (_, url, _) in started.items()}
+    finally:
+        for process, _, _ in started.values():
+            _stop(process)
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    return servers["batched"]
+
+
+def test_the_service_and_the_library_give_the_same_images_for_a_seed(servers):
+    """Issue 13's acceptance: kvae.zoo.load(name).generate(4, mode, seed=3,
+    stage) and POST /{mode}-generate {"n": 4, "seed": 3, "stage", "format":
+    "json"} on a really started server give the same pixels, for both
+    stages and modes, with the Decoder's batching on and off."""
+    model = kvae.zoo.load("fmnist_two_stage_computed")
+    for stage in (1, 2):
+        for mode in ("mean", "sample"):
+            expected = image_utils.to_uint8(model.generate(4, mode=mode, seed=3, stage=stage))
+            for name, url in servers.items():
+                response = httpx.post(f"{url}/{mode}-generate", json={
+                    "n": 4, "seed": 3, "stage": stage, "format": "json"}, timeout=120)
+                assert response.status_code == 200, response.text
+                got = np.stack([decode_png(base64.b64decode(item))
+                                for item in response.json()["images"]])
+                np.testing.assert_array_equal(got, expected[..., 0],
+                                              err_msg=f"{name} stage {stage} {mode}")
 
 
 def test_the_real_server_serves_the_default_zoo_model(server):
@@ -273,10 +324,17 @@ def test_the_real_server_serves_the_default_zoo_model(server):
     fashion = (np.random.default_rng(0).random((28, 28)) * 255).astype(np.uint8)
     encoded = httpx.post(f"{server}/encode", files={"image": ("x.png", png(fashion),
                                                                "image/png")}, timeout=60)
-    assert encoded.status_code == 200 and len(encoded.json()["mu"]) == 64
-    reconstruction = httpx.post(f"{server}/reconstruct",
+    assert encoded.status_code == 200, encoded.text
+    model = kvae.zoo.load("fmnist_two_stage_computed")
+    x = fashion[None, ..., None].astype("float32") / 255
+    mu, log_sigma = model.encode(x)
+    np.testing.assert_allclose(encoded.json()["mu"], mu[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(encoded.json()["log_sigma"], log_sigma[0], rtol=1e-4, atol=1e-5)
+    reconstruction = httpx.post(f"{server}/reconstruct", data={"sample": "true", "seed": "2"},
                                 files={"image": ("x.png", png(fashion), "image/png")}, timeout=60)
-    assert decode_png(reconstruction.content).shape == (28, 28)
+    np.testing.assert_array_equal(decode_png(reconstruction.content),
+                                  image_utils.to_uint8(model.reconstruct(x, sample=True,
+                                                                         seed=2))[0, ..., 0])
 
     def generate(seed):
         response = httpx.post(f"{server}/mean-generate",

@@ -1,0 +1,187 @@
+"""The seeded generation protocol: how a seed becomes images, written once.
+
+`VAE.generate`, `TwoStageVAE.generate`, `kvae.evaluate`, the zoo and the
+HTTP service all run `protocol`, so for one model, seed, n and options they
+give the same images, whichever path produced them and however the service
+batched the request. All randomness of a call comes from one NumPy
+generator (`kvae.seeds.generator(seed)`), read in this order:
+
+1. the prior latents, (n, dim) standard normal draws times the temperature
+   (skipped when the caller gives latents);
+2. stage 2 only: the gamma_z noise of z ~ N(z_mean(u), gamma_z^2), when the
+   model adds it (`latent_noise`);
+3. mode "sample" only: the pixel noise of x ~ N(x_mean(z), gamma^2).
+
+Decoding is deterministic (decoder means and log gammas), so it can run
+anywhere, batched with other requests: `protocol` is a Python generator
+that yields decode requests `(stage, latents)` and receives `(mean,
+log_gamma)` NumPy arrays; `run` drives it with a synchronous decoder,
+`run_async` with an awaitable one (the service's batched Decoder).
+
+References: ancestral and deterministic sampling, Berger & Sebag 2020
+(seed 002) Algorithms 6-7 and Sec. 5.3.4 (alpha); the two-stage sampler,
+Dai & Wipf 2019, Sec. 3.2 (gamma_z noise in their code) and Asperti &
+Trentin 2020, Sec. IV-B (latent normalisation).
+"""
+
+import math
+
+import numpy as np
+
+from kvae import losses, seeds
+
+MODES = ("mean", "sample")
+"""How a latent becomes an example: the decoder mean (deterministic
+sampling, optionally shifted by alpha gammas) or a draw from p(x|z)
+(ancestral sampling)."""
+
+
+def check_options(mode="mean", temperature=1.0, alpha=0.0):
+    """Validate the options of a generation; returns (temperature, alpha)
+    as floats. Raises ValueError naming the option."""
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}; expected one of {', '.join(MODES)}.")
+    temperature, alpha = float(temperature), float(alpha)
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a finite number >= 0. "
+                         f"Received: temperature={temperature!r}")
+    if not math.isfinite(alpha):
+        raise ValueError(f"alpha must be finite. Received: alpha={alpha!r}")
+    if mode == "sample" and alpha != 0.0:
+        raise ValueError("alpha shifts the decoder mean (mode='mean'); mode='sample' "
+                         f"draws from p(x|z) instead. Received: alpha={alpha}")
+    return temperature, alpha
+
+
+def check_count(n):
+    """n as an int >= 1, or ValueError."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an integer >= 1. Received: n={n!r}")
+    return int(n)
+
+
+def check_latents(latents, dim):
+    """Latents as float32 (n, dim), n >= 1, every number finite."""
+    latents = np.asarray(latents, dtype=np.float32)
+    if latents.ndim != 2 or latents.shape[1] != dim or len(latents) < 1:
+        raise ValueError(f"z must have shape (n, {dim}) with n >= 1. "
+                         f"Received: shape={latents.shape}")
+    if not np.isfinite(latents).all():
+        raise ValueError("z must hold finite numbers only.")
+    return latents
+
+
+def prior_latents(rng, n, dim, temperature=1.0):
+    """Step 1: n latents z ~ N(0, temperature^2 I), float32 (n, dim)."""
+    return seeds.standard_normal(rng, (n, dim)) * np.float32(temperature)
+
+
+def posterior_draw(mu, log_sigma, rng):
+    """z = mu + sigma * eps of q(z|x), eps from `rng` (a sampled
+    reconstruction, /encode with sample=true), float32 NumPy."""
+    mu = np.asarray(mu, np.float32)
+    return losses.gaussian_sample(mu, log_sigma, seeds.standard_normal(rng, mu.shape))
+
+
+def observe(mean, log_gamma, rng, mode="mean", alpha=0.0):
+    """Step 3 (and 2): an example from p(.|z) = N(mean, gamma^2): the mean
+    shifted by alpha gammas (mode "mean"; alpha 0 returns the mean itself)
+    or a draw with noise from `rng` (mode "sample"). Not clipped; float32."""
+    mean = np.asarray(mean, np.float32)
+    if mode == "sample":
+        return losses.gaussian_sample(mean, log_gamma, seeds.standard_normal(rng, mean.shape))
+    if alpha == 0.0:
+        return mean
+    return (mean + np.float32(alpha) * np.exp(np.asarray(log_gamma, np.float32))).astype(
+        np.float32)
+
+
+def stage1_latents(z_mean, log_gamma_z, rng, latent_noise=False, latent_scale=None):
+    """Step 2: the stage-1 latents from stage 2's p(z|u): its mean, plus
+    gamma_z * eps when `latent_noise` (Dai & Wipf's code), times
+    `latent_scale` when given (Asperti & Trentin's normalisation)."""
+    z = observe(z_mean, log_gamma_z, rng, "sample" if latent_noise else "mean")
+    if latent_scale is not None:
+        z = (z * np.float32(latent_scale)).astype(np.float32)
+    return z
+
+
+def protocol(rng, dim, n=None, latents=None, mode="mean", temperature=1.0, alpha=0.0,
+             two_stage=False, latent_noise=False, latent_scale=None):
+    """The generation protocol as a generator of decode requests.
+
+    Yields `(stage, latents)` (stage 2 first when `two_stage`, then stage
+    1) and expects `(mean, log_gamma)` NumPy arrays back; returns the
+    examples, float32, shaped as the stage-1 decoder's means.
+
+    Args:
+        rng: the call's NumPy generator (`kvae.seeds.generator(seed)`).
+        dim: the length of the first latents (stage 2's when two_stage).
+        n: how many examples to draw from the prior; or
+        latents: given first latents (n, dim) instead.
+        mode, temperature, alpha: see `check_options`.
+        two_stage: decode through stage 2 first.
+        latent_noise, latent_scale: see `stage1_latents`.
+    """
+    temperature, alpha = check_options(mode, temperature, alpha)
+    if latents is None:
+        latents = prior_latents(rng, check_count(n), dim, temperature)
+    else:
+        latents = check_latents(latents, dim)
+    if two_stage:
+        z_mean, log_gamma_z = yield 2, latents
+        latents = stage1_latents(z_mean, log_gamma_z, rng, latent_noise, latent_scale)
+    x_mean, log_gamma = yield 1, latents
+    return observe(x_mean, log_gamma, rng, mode, alpha)
+
+
+def run(steps, decode):
+    """Drive a `protocol` with `decode(stage, latents) -> (mean, log_gamma)`."""
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(decode(*request))
+    except StopIteration as finished:
+        return finished.value
+
+
+async def run_async(steps, decode):
+    """Drive a `protocol` with an async `decode(stage, latents)`."""
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(await decode(*request))
+    except StopIteration as finished:
+        return finished.value
+
+
+def decode_numpy(model, latents):
+    """(mean, log_gamma) of a `VAE`'s p(x|z) at `latents`, float32 NumPy
+    (log_gamma a scalar, or per pixel for gamma='pixel')."""
+    from keras import ops
+
+    mean, log_gamma = model.decode_distribution(np.asarray(latents, np.float32))
+    return (np.asarray(ops.convert_to_numpy(mean), np.float32),
+            np.asarray(ops.convert_to_numpy(log_gamma), np.float32))
+
+
+LATENT_NORMALIZATION_DRAWS = 10000
+"""How many stage-2 latents estimate the scale of the latent normalisation."""
+
+
+def latent_normalization_scale(z):
+    """The factor that brings generated latents to unit average standard
+    deviation: 1 / mean_j std_n(z_nj) (Asperti & Trentin 2020, Sec. IV-B:
+    the stage-2 latents came out with a variance of about .85, and
+    normalising them to the prior's unit variance improved generation; the
+    original code divided by the mean over latents of the standard
+    deviation, a single scale, no centering).
+
+    Args:
+        z: array of shape (n, K), n >= 2 generated latents.
+
+    Returns:
+        float.
+    """
+    z = np.asarray(z, np.float64)
+    return float(1.0 / np.mean(np.std(z, axis=0)))
