@@ -56,7 +56,8 @@ def resolve_gamma(gamma, sigma=None):
         )
     if gamma == "fixed":
         if sigma is None:
-            raise ValueError("gamma='fixed' needs a sigma > 0.")
+            raise ValueError("gamma='fixed' needs a sigma > 0 (--sigma, the fixed gamma); "
+                             "gamma='mse' is sigma^2 = 1/2.")
         sigma = float(sigma)
         if not (sigma > 0 and math.isfinite(sigma)):
             raise ValueError(

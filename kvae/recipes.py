@@ -20,102 +20,74 @@ the dataset with only the observation model changed.
 
 import copy
 
-from kvae import data, networks
+from kvae import config as run_config
+from kvae import data, networks, observation
 
-GAMMAS = ("computed", "learned", "fixed", "mse", "pixel")
+GAMMAS = run_config.GAMMAS
+STAGE2_GAMMAS = run_config.STAGE2_GAMMAS
 
 BALANCING_KL_WEIGHT = "(2H/latent_dim)^2"
 """Asperti & Trentin's stage-1 KL weight k = (2 H / kappa)^2 for H x H
 images (original-code.md B.3): 4 for CelebA 64x64 with 64 latents, 1 for
 CIFAR-10 32x32 with 64 latents. Resolved after --latent-dim."""
 
-STAGE2_GAMMAS = ("computed", "learned")
-
-_DAI_DEFAULTS = {
-    "net": "infogan", "latent_dim": 64, "batch_size": 64, "kl_weight": 1.0,
-    "epochs": 400, "lr": 1e-4, "lr_epochs": 150, "lr_fac": 0.5,
-    "epochs2": 800, "lr2": 1e-4, "lr_epochs2": 300, "lr_fac2": 0.5,
-    "second_dim": 1024, "second_depth": 3,
-}
-"""Dai & Wipf's command-line defaults (original-code.md A.5, A.8)."""
-
-_RESNET = {"block_per_scale": 1, "depth_per_block": 2, "kernel_size": 3, "fc_dim": 512}
-
 RECIPES = {
     ("celeba", "computed"): {
         "source": "Asperti & Trentin 2020, BalancingVAE committed configuration "
                   "(original-code.md B.4)",
-        "net": "resnet", "net_config": {"base_dim": 32, "num_scale": 4, **_RESNET},
-        "latent_dim": 64, "batch_size": 100, "kl_weight": BALANCING_KL_WEIGHT,
-        "epochs": 70, "lr": 5e-5, "lr_epochs": 60, "lr_fac": 0.5,
-        "epochs2": 140, "lr2": 5e-5, "lr_epochs2": 120, "lr_fac2": 0.5,
-        "second_dim": 4096, "second_depth": 3,
+        "net": "resnet", "net_config": {"base_dim": 32, "num_scale": 4},
+        "batch_size": 100, "kl_weight": BALANCING_KL_WEIGHT,
+        "epochs": 70, "lr": 5e-5, "lr_epochs": 60,
+        "epochs2": 140, "lr2": 5e-5, "lr_epochs2": 120, "second_dim": 4096,
     },
     ("celeba", "learned"): {
         "source": "Dai & Wipf 2019, README ResNet/CelebA command (original-code.md A.5)",
-        **_DAI_DEFAULTS,
-        "net": "resnet", "net_config": {"base_dim": 32, "num_scale": 4, **_RESNET},
+        "net": "resnet", "net_config": {"base_dim": 32, "num_scale": 4},
         "latent_dim": 128, "epochs": 100, "lr_epochs": 40, "epochs2": 100, "lr_epochs2": 40,
     },
     ("cifar10", "computed"): {
         "source": "Asperti & Trentin 2020, suggested CIFAR configuration "
                   "(original-code.md B.4; lr_epochs2 400 from its table, not the "
                   "dict comment's 1200)",
-        "net": "resnet", "net_config": {"base_dim": 32, "num_scale": 3, **_RESNET},
-        "latent_dim": 64, "batch_size": 100, "kl_weight": BALANCING_KL_WEIGHT,
-        "epochs": 700, "lr": 1e-4, "lr_epochs": 250, "lr_fac": 0.5,
-        "epochs2": 1400, "lr2": 1e-4, "lr_epochs2": 400, "lr_fac2": 0.5,
-        "second_dim": 2048, "second_depth": 3,
+        "net": "resnet", "net_config": {"base_dim": 32, "num_scale": 3},
+        "batch_size": 100, "kl_weight": BALANCING_KL_WEIGHT,
+        "epochs": 700, "lr_epochs": 250,
+        "epochs2": 1400, "lr_epochs2": 400, "second_dim": 2048,
     },
     ("cifar10", "learned"): {
         "source": "Dai & Wipf 2019, command-line defaults with 1000 stage-1 and 2000 "
                   "stage-2 epochs (original-code.md A.5, maintainer in issue #9)",
-        **_DAI_DEFAULTS, "epochs": 1000, "epochs2": 2000,
+        "epochs": 1000, "epochs2": 2000,
     },
     ("mnist", "learned"): {
         "source": "Dai & Wipf 2019, command-line defaults (original-code.md A.8)",
-        **_DAI_DEFAULTS,
+    },
+    ("mnist", "computed"): {
+        "source": "Dai & Wipf 2019 command-line defaults with the computed gamma "
+                  "(no published computed-gamma recipe for 28x28 data; KL weight 1)",
     },
     ("manifold2d", "learned"): {
         "source": "Berger & Sebag 2020, Sec. 4.1: residual MLP, 4 blocks of 200 units, "
                   "100 fresh points per batch (latent size, learning rate and length "
                   "are ours: the paper does not give them)",
         "net": "mlp", "net_config": {"width": 200, "num_blocks": 4},
-        "latent_dim": 2, "batch_size": 100, "kl_weight": 1.0,
-        "epochs": 100, "steps_per_epoch": 100, "lr": 1e-3, "lr_epochs": 0, "lr_fac": 0.5,
-        "epochs2": 50, "lr2": 1e-3, "lr_epochs2": 0, "lr_fac2": 0.5,
-        "second_dim": 256, "second_depth": 3,
+        "latent_dim": 2, "batch_size": 100,
+        "epochs": 100, "steps_per_epoch": 100, "lr": 1e-3, "lr_epochs": 0,
+        "epochs2": 50, "lr2": 1e-3, "lr_epochs2": 0, "second_dim": 256,
     },
 }
+"""Each recipe's differences from the defaults (`kvae.config.RunConfig`,
+Dai & Wipf's command-line defaults), and its source."""
+RECIPES[("manifold2d", "computed")] = dict(RECIPES[("manifold2d", "learned")])
 
 # Datasets that share a recipe.
 _SAME_AS = {"fashion_mnist": "mnist", "sphere": "manifold2d", "imagefolder": "celeba"}
-RECIPES[("mnist", "computed")] = {
-    **RECIPES[("mnist", "learned")],
-    "source": "Dai & Wipf 2019 command-line defaults with the computed gamma "
-              "(no published computed-gamma recipe for 28x28 data; KL weight 1)",
-}
-RECIPES[("manifold2d", "computed")] = dict(RECIPES[("manifold2d", "learned")])
 
-NET_OPTIONS = {
-    "resnet": ("base_dim", "num_scale", "block_per_scale", "depth_per_block", "kernel_size",
-               "fc_dim"),
-    "infogan": ("fc_dim",),
-    "mlp": ("width", "num_blocks"),
-    "collapse_dense": (),
-    "collapse_conv": (),
-}
-"""The network options each stage-1 network takes (`net_config`)."""
+NET_OPTIONS = {net: tuple(networks.defaults(net)) for net in networks.STAGE1_NETWORKS}
+"""The network options each stage-1 network takes (`net_config`), from the
+networks' own DEFAULTS."""
 
-CONFIG_KEYS = (
-    "dataset", "data_dir", "image_size", "dim", "radius",
-    "gamma", "sigma", "sigma_schedule", "min_sigma", "kl_weight", "gamma2",
-    "net", "net_config", "latent_dim", "second_dim", "second_depth",
-    "batch_size", "steps_per_epoch",
-    "epochs", "lr", "lr_epochs", "lr_fac",
-    "epochs2", "lr2", "lr_epochs2", "lr_fac2",
-    "stage", "precision", "xla", "seed", "source",
-)
+CONFIG_KEYS = run_config.FIELDS
 """Every key of a resolved configuration (config.json)."""
 
 
@@ -130,7 +102,8 @@ def recipe_key(dataset):
 
 
 def recipe(dataset, gamma):
-    """The recipe (a fresh dict) for a dataset and observation model."""
+    """The recipe's differences from the defaults (a fresh dict) for a
+    dataset and observation model."""
     if gamma not in GAMMAS:
         raise RecipeError(f"Unknown gamma {gamma!r}; expected one of {', '.join(GAMMAS)}.")
     data.check_name(dataset)
@@ -140,27 +113,23 @@ def recipe(dataset, gamma):
 
 
 def resolve(dataset, gamma="computed", overrides=None):
-    """The full configuration of a run: the recipe, then `overrides` (the
-    options the user gave; None values are ignored).
+    """The full configuration of a run: the defaults, the recipe's
+    differences, then `overrides` (the options the user gave; None values
+    are ignored).
 
     Network options (base_dim, num_scale, fc_dim, ..., width, num_blocks)
     go to `net_config`; giving one that the chosen network does not take is
-    a RecipeError. Changing --net drops the recipe's network options.
+    a RecipeError. Changing --net drops the recipe's network options. The
+    observation options (gamma, sigma, min_sigma) are checked by
+    `kvae.observation`, the one place that validates them.
     """
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
-    config = recipe(dataset, gamma)
-    config.update({
-        "dataset": dataset, "gamma": gamma, "sigma": None, "sigma_schedule": None,
-        "min_sigma": None,
-        "gamma2": "computed" if gamma == "computed" else "learned",
-        "data_dir": None, "image_size": 64, "dim": 8, "radius": 1.0,
-        "steps_per_epoch": config.get("steps_per_epoch"),
-        "stage": "both", "precision": "float32", "xla": "auto", "seed": 0,
-    })
+    config = run_config.defaults()
+    config.update(recipe(dataset, gamma))
+    config.update({"dataset": dataset, "gamma": gamma})
     net = overrides.pop("net", config["net"])
     if net != config["net"]:
         config["net"], config["net_config"] = net, {}
-    config.setdefault("net_config", {})
     if net not in NET_OPTIONS:
         raise RecipeError(f"Unknown --net {net!r}; expected one of {', '.join(NET_OPTIONS)}.")
     for key in [key for key in overrides if key in _ALL_NET_OPTIONS]:
@@ -172,6 +141,8 @@ def resolve(dataset, gamma="computed", overrides=None):
         raise RecipeError(f"Unknown configuration key(s): {', '.join(unknown)}.")
     config.update(overrides)
     config["net_config"] = networks.resolve_config(net, config["net_config"])
+    if config["gamma2"] is None:
+        config["gamma2"] = "computed" if config["gamma"] == "computed" else "learned"
     if config["kl_weight"] == BALANCING_KL_WEIGHT:
         side = data.data_shape(dataset, config["image_size"], config["dim"])[0]
         config["kl_weight"] = (2.0 * side / config["latent_dim"]) ** 2
@@ -180,13 +151,11 @@ def resolve(dataset, gamma="computed", overrides=None):
             raise RecipeError("--sigma-schedule applies only to --gamma fixed.")
         if config["sigma"] is None:
             config["sigma"] = config["sigma_schedule"][0]
-    if config["gamma"] == "fixed" and config["sigma"] is None:
-        raise RecipeError("--gamma fixed needs --sigma (the fixed gamma); --gamma mse is "
-                          "sigma^2 = 1/2.")
-    if config["gamma"] != "fixed" and config["sigma"] is not None:
-        raise RecipeError("--sigma applies only to --gamma fixed.")
-    if config["gamma"] != "pixel" and config["min_sigma"] is not None:
-        raise RecipeError("--min-sigma applies only to --gamma pixel.")
+    try:
+        observation.resolve_gamma(config["gamma"], config["sigma"])
+        observation.check_min_sigma(config["min_sigma"], config["gamma"])
+    except ValueError as error:
+        raise RecipeError(str(error)) from error
     if config["gamma2"] not in STAGE2_GAMMAS:
         raise RecipeError(f"--gamma2 must be one of {', '.join(STAGE2_GAMMAS)}.")
     return {key: config[key] for key in CONFIG_KEYS}

@@ -12,6 +12,8 @@ Commands:
   replay OUT_DIR GAMMA: train a tiny ResNet VAE with train_on_batch on fixed
       batches, save the step MSEs, the gamma state and the model.
   resume MODEL: load with the optimizer and train one more step.
+  batch JOBS: run the jobs of a JSON file [[command, *arguments], ...] in
+      this one process and return {"results": [...]}.
 """
 
 import json
@@ -33,6 +35,7 @@ def _state(model):
 
 def outputs(model_path, inputs_path, out_path):
     import keras
+
     import kvae
     from helpers import model_outputs
 
@@ -45,6 +48,7 @@ def outputs(model_path, inputs_path, out_path):
 
 def gradients(model_path, inputs_path, out_path):
     import keras
+
     import kvae
 
     model = kvae.load(model_path, compile=False)
@@ -57,11 +61,11 @@ def gradients(model_path, inputs_path, out_path):
 
 
 def replay(out_dir, gamma):
-    import keras
+    import kvae
     from helpers import random_images, tiny_resnet
 
     model = tiny_resnet(gamma, seed=3)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8))
+    model.compile(optimizer=kvae.models.adam(1e-3))
     batches = [random_images(8, seed=s) for s in range(4)]
     mses, gamma_squares, logs = [], [], []
     for step in range(12):
@@ -82,16 +86,31 @@ def resume(model_path):
 
     model = kvae.load(model_path, compile=True)
     before = _state(model)
+    weights = [np.array(w) for w in model.trainable_weights]
+    scale = float(np.asarray(getattr(model.optimizer, "dynamic_scale", np.nan)))
     log = model.train_on_batch(random_images(8, seed=9), return_dict=True)
+    moved = max(float(np.abs(np.asarray(w) - old).max())
+                for w, old in zip(model.trainable_weights, weights))
     return {"before": before, "after": _state(model),
             "optimizer": type(model.optimizer).__name__,
-            "loss": float(log["loss"])}
+            "loss": float(log["loss"]), "mse": float(log["mse"]), "weights_moved": moved,
+            "scale_before": scale,
+            "scale_after": float(np.asarray(getattr(model.optimizer, "dynamic_scale", np.nan)))}
 
+
+def batch(jobs_path):
+    """Run every job of a JSON list [[command, *arguments], ...] in this one
+    process (one start-up for many checks); return their results in order."""
+    jobs = json.loads(Path(jobs_path).read_text())
+    return {"results": [COMMANDS[command](*arguments) for command, *arguments in jobs]}
+
+
+COMMANDS = {"outputs": outputs, "gradients": gradients, "replay": replay, "resume": resume,
+            "batch": batch}
 
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
-    result = {"outputs": outputs, "gradients": gradients, "replay": replay,
-              "resume": resume}[command](*arguments)
+    result = COMMANDS[command](*arguments)
     import keras
 
     result["backend"] = keras.backend.backend()

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kvae import data, images
-
 from helpers import write_idx
+from kvae import data, images
 
 
 @pytest.mark.parametrize("name", ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"])

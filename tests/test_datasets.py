@@ -69,7 +69,7 @@ def test_celeba_download_failure_says_how_to_place_the_files(monkeypatch, tmp_pa
 @pytest.mark.parametrize("name,shape", [("cifar10", (32, 32, 3)), ("mnist", (28, 28, 1)),
                                         ("fashion_mnist", (28, 28, 1))])
 def test_tfds_image_datasets_under_mock_data(name, shape, monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
+    monkeypatch.setattr(data.idx, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
     monkeypatch.delenv("KVAE_DATA_DIR", raising=False)
     with tfds.testing.mock_data(num_examples=7):
         dataset = data.load(name, data_dir=tmp_path)

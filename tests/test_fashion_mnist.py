@@ -1,13 +1,13 @@
 """A few hundred steps on real Fashion-MNIST (Debian's dataset-fashion-mnist).
 
-Measured when written (TensorFlow, 2-core CPU, 41 s): loss 743 -> -441
-(means of the first and last 20 steps); gamma^2 / MSE 3.2 at step 300, 1.20
-at step 600.
+Measured when written, with the original's 1024-wide fc layers (TensorFlow,
+2-core CPU, 41 s): loss 743 -> -441 (means of the first and last 20 steps);
+gamma^2 / MSE 3.2 at step 300, 1.20 at step 600. The test now uses fc 256
+with XLA (35 s with other work on the machine); the same assertions hold.
 """
 
 import os
 
-import keras
 import numpy as np
 import pytest
 
@@ -33,8 +33,11 @@ def images():
 
 @pytest.mark.slow
 def test_computed_gamma_training_lowers_the_loss_and_tracks_the_mse(images):
-    model = kvae.VAE((28, 28, 1), 16, net="infogan", gamma="computed", seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8))
+    # The zoo's InfoGAN width (fc 256; the original's 1024 holds 95 % of the
+    # weights and adds nothing to what this checks), XLA-compiled as --xla on.
+    model = kvae.VAE((28, 28, 1), 16, net="infogan", net_config={"fc_dim": 256},
+                     gamma="computed", seed=0)
+    model.compile(optimizer=kvae.models.adam(1e-3), jit_compile=True)
     losses, mses, gamma_squares = [], [], []
     for step in range(STEPS):
         logs = model.train_on_batch(images[step * BATCH:(step + 1) * BATCH], return_dict=True)

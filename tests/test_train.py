@@ -4,20 +4,22 @@ run folder, resume after SIGKILL, and the stop on a non-finite loss."""
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
 import kvae
-from kvae import data, recipes, train
-
 from helpers import write_idx
+from kvae import data, recipes, train, training
 
 SMALL = ["--steps-per-epoch", "2", "--epochs", "1", "--epochs2", "1", "--batch-size", "4",
          "--latent-dim", "3", "--second-dim", "8", "--second-depth", "1"]
@@ -80,17 +82,17 @@ def test_recipe_overrides_and_derived_values():
     assert switched["net_config"] == {"fc_dim": 1024}  # the recipe's resnet options dropped
     with pytest.raises(recipes.RecipeError, match="--base-dim does not apply to --net infogan"):
         recipes.resolve("cifar10", "learned", {"base_dim": 8})
-    with pytest.raises(recipes.RecipeError, match="needs --sigma"):
+    with pytest.raises(recipes.RecipeError, match=r"needs a sigma > 0 \(--sigma"):
         recipes.resolve("mnist", "fixed")
     assert recipes.resolve("mnist", "pixel", {"min_sigma": 0.01})["min_sigma"] == 0.01
-    with pytest.raises(recipes.RecipeError, match="--min-sigma applies only to --gamma pixel"):
+    with pytest.raises(recipes.RecipeError, match="min_sigma is a floor on the per-pixel sigma of gamma=.pixel."):
         recipes.resolve("mnist", "learned", {"min_sigma": 0.01})
 
 
 def test_learning_rate_schedule_is_the_originals_step_decay():
-    rates = [train.learning_rate(epoch, 5e-5, 0.5, 60) for epoch in (0, 59, 60, 119, 120, 185)]
+    rates = [training.learning_rate(epoch, 5e-5, 0.5, 60) for epoch in (0, 59, 60, 119, 120, 185)]
     assert rates == [5e-5, 5e-5, 2.5e-5, 2.5e-5, 1.25e-5, 5e-5 * 0.5 ** 3]
-    assert train.learning_rate(1000, 1e-3, 0.5, 0) == 1e-3
+    assert training.learning_rate(1000, 1e-3, 0.5, 0) == 1e-3
 
 
 def test_dry_run_prints_one_json_object_with_the_parameter_counts():
@@ -117,7 +119,7 @@ def test_dry_run_prints_one_json_object_with_the_parameter_counts():
     (["mnist", "--batch-size", "-3"], "--batch-size: must be an integer >= 1"),
     (["mnist", "--epochs2", "0"], "--epochs2: must be an integer >= 1"),
     (["--resume", "--out", "{tmp}/nothing"], "no run to resume"),
-    (["mnist", "--gamma", "fixed"], "needs --sigma"),
+    (["mnist", "--gamma", "fixed"], "needs a sigma > 0 (--sigma"),
     (["cifar10", "--gamma", "learned", "--base-dim", "8"], "does not apply to --net infogan"),
     (["mnist", "--net", "mlp", "--fc-dim", "8"], "does not apply to --net mlp"),
     (["mnist", "--net", "resnet"], "power of two"),
@@ -158,7 +160,7 @@ def check_run(run_dir, shape, epochs=(1, 1)):
     kvae.load(run_dir / "stage1_best.keras", compile=False)
     kvae.load(run_dir / "stage2_best.keras", compile=False)
     assert stage1.data_shape == shape and stage2.data_shape == (config["latent_dim"],)
-    samples = np.asarray(kvae.models.generate_two_stage(stage1, stage2, 3, seed=0))
+    samples = kvae.TwoStageVAE(stage1, stage2).generate(3, seed=0)
     assert samples.shape == (3, *shape) and np.isfinite(samples).all()
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
         f"stage{s}_epoch{e:04d}.png" for s, count in (("1", epochs[0]), ("2", epochs[1]))
@@ -174,7 +176,7 @@ def check_run(run_dir, shape, epochs=(1, 1)):
     ("fashion_mnist", (28, 28, 1), []),
 ])
 def test_tfds_datasets_train_both_stages(name, shape, extra, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
+    monkeypatch.setattr(data.idx, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
     monkeypatch.delenv("KVAE_DATA_DIR", raising=False)
     (tmp_path / "tfds").mkdir()
     run_dir = tmp_path / "run"
@@ -288,7 +290,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     def exploding(epoch, lr, lr_fac, lr_epochs):
         return lr if epoch < 1 else 1e30
 
-    monkeypatch.setattr(train, "learning_rate", exploding)
+    monkeypatch.setattr(training, "learning_rate", exploding)
     run_dir = tmp_path / "run"
     code = train.main(["sphere", "--gamma", "learned", "--epochs", "3", "--steps-per-epoch",
                        "20", "--out", str(run_dir)])
@@ -333,3 +335,36 @@ def test_bad_sigma_schedules_exit_2(content, message, tmp_path, capsys):
     assert train.main(["manifold2d", "--gamma", "learned", "--sigma-schedule", str(schedule),
                        "--out", str(tmp_path / "run2")]) == 2
     assert "only to --gamma fixed" in capsys.readouterr().err
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
+    """tests/fixtures/run_v0_1 was written by kvae before the run-folder and
+    configuration modules existed: its checkpoints give the outputs that code
+    recorded, its config.json still resolves, and it resumes for one more
+    epoch of each stage."""
+    old = FIXTURES / "run_v0_1"
+    recorded = np.load(old / "outputs.npz")
+    for stage in ("1", "2"):
+        model = kvae.load(old / f"stage{stage}.keras", compile=False)
+        mean, log_gamma = model.decode_distribution(recorded["z"])
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(mean), recorded[f"mean{stage}"])
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(log_gamma),
+                                      recorded[f"log_gamma{stage}"])
+    run_dir = tmp_path / "run"
+    shutil.copytree(old, run_dir)
+    saved = json.loads((old / "config.json").read_text())
+    assert train.main(["--resume", "--out", str(run_dir), "--epochs", "2", "--epochs2", "2"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert list(config) == list(saved)  # the same keys, in the same order
+    assert {**saved, "epochs": 2, "epochs2": 2} == config
+    rows = read_rows(run_dir)
+    # in training order: the old run's two epochs, then the two resumed ones
+    assert [(row["stage"], row["epoch"]) for row in rows] == [("1", "1"), ("2", "1"),
+                                                             ("1", "2"), ("2", "2")]
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["stage1"]["epochs_done"] == 2 and state["stage2"]["epochs_done"] == 2
+    resumed = kvae.load(run_dir / "stage1.keras")
+    assert int(resumed.optimizer.iterations) == 10  # 5 old steps + 5 new ones

@@ -31,6 +31,16 @@ _MODULES = {
 
 NETWORKS = tuple(_MODULES)
 
+STAGE1_NETWORKS = tuple(net for net in NETWORKS if net != "stage2")
+"""The networks of data (stage 1); `stage2` models stage-1 latents."""
+
+
+def defaults(net):
+    """A network's default options (its module's DEFAULTS), a fresh dict."""
+    if net not in _MODULES:
+        raise ValueError(f"Unknown net {net!r}; expected one of {', '.join(NETWORKS)}.")
+    return dict(_MODULES[net].DEFAULTS)
+
 
 def check_positive_int(name, value):
     """Raise a ValueError naming `name` unless `value` is an int >= 1."""

@@ -1,0 +1,379 @@
+"""Training as a library: `train(config, out)` runs a (two-stage) VAE from a
+resolved configuration (`kvae.recipes.resolve`) into a run folder
+(`kvae.runs`); `resume(out)` continues one. `python -m kvae.train` is the
+command-line wrapper.
+
+    from kvae import recipes, training
+    config = recipes.resolve("fashion_mnist", "computed", {"epochs": 3, "epochs2": 3})
+    training.train(config, "runs/fmnist")
+    training.resume("runs/fmnist", {"epochs": 5})   # two more stage-1 epochs
+
+Stage 1 trains first; stage 2 then trains on z = mu + sigma * eps of the
+stage-1 posteriors of the training set, fresh eps every batch, with stage 1
+frozen. Every epoch is committed atomically (checkpoint, best checkpoint,
+picture, metrics row).
+"""
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from kvae import data, seeds
+from kvae.cli import UsageError
+from kvae.runs import RunFolder, default_out, epochs_done
+
+LATENT_SUMMARY_EXAMPLES = 5000
+
+STAGE2_OPTIONS = ("gamma2", "second_dim", "second_depth", "lr2", "lr_epochs2", "lr_fac2")
+CONTINUE_OPTIONS = ("data_dir", "stage", "epochs", "epochs2")
+"""Options a continued run (resume, or stage 2 on a finished stage 1) may
+change: where the data is, which stages to train, and how many epochs."""
+
+
+# -- models ------------------------------------------------------------------------
+
+
+def build_stage1(config):
+    import kvae
+
+    return kvae.VAE(
+        data.data_shape(config["dataset"], config["image_size"], config["dim"]),
+        config["latent_dim"], net=config["net"], net_config=config["net_config"],
+        gamma=config["gamma"], sigma=config["sigma"], kl_weight=config["kl_weight"],
+        min_sigma=config.get("min_sigma"),  # absent from runs older than the option
+        precision=config["precision"], seed=seeds.stage_model_seed(config["seed"], 1),
+    )
+
+
+def build_stage2(config):
+    """The second stage: a VAE on the stage-1 latents with its own gamma and
+    no KL weight (Asperti & Trentin weight only stage 1)."""
+    import kvae
+
+    return kvae.VAE(
+        (config["latent_dim"],), config["latent_dim"], net="stage2",
+        net_config={"second_dim": config["second_dim"], "second_depth": config["second_depth"]},
+        gamma=config["gamma2"], precision=config["precision"],
+        seed=seeds.stage_model_seed(config["seed"], 2),
+    )
+
+
+def parameter_counts(config):
+    """Trainable parameters of each network (the --dry-run output)."""
+    from kvae.networks import count_trainable
+
+    counts = {}
+    for stage, build in (("stage1", build_stage1), ("stage2", build_stage2)):
+        model = build(config)
+        counts[stage] = {"encoder": count_trainable(model.encoder),
+                         "decoder": count_trainable(model.decoder)}
+        if model.observation.trainable_weights:  # the learned log gamma
+            counts[stage]["gamma"] = count_trainable(model.observation)
+    return counts
+
+
+def learning_rate(epoch, lr, lr_fac, lr_epochs):
+    """The originals' step schedule: lr * lr_fac ** floor(epoch / lr_epochs)
+    for the 0-based epoch; constant when lr_epochs is 0."""
+    if lr_epochs <= 0:
+        return lr
+    return lr * lr_fac ** (epoch // lr_epochs)
+
+
+# -- training ------------------------------------------------------------------------
+
+
+class NonFiniteLoss(Exception):
+    pass
+
+
+def _epoch_callback_class():
+    import keras
+
+    class EpochEnd(keras.callbacks.Callback):
+        """Per step: stop on a non-finite loss. Per epoch: checkpoint, best
+        checkpoint, sample picture, metrics row, commit."""
+
+        def __init__(self, run, state, stage, pictures, summary_examples):
+            super().__init__()
+            self.run, self.state, self.stage, self.pictures = run, state, stage, pictures
+            self.summary_examples = summary_examples
+            self.failure = None
+            self.started = time.time()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.time()
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = float((logs or {}).get("loss", 0.0))
+            if not math.isfinite(loss) and self.failure is None:
+                self.failure = (batch + 1, loss)
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.failure is not None:
+                return
+            logs = {key: float(value) for key, value in (logs or {}).items()}
+            if not all(math.isfinite(value) for key, value in logs.items()
+                       if key in ("loss", "val_loss")):
+                self.failure = ("the end of the epoch", logs.get("val_loss"))
+                self.model.stop_training = True
+                return
+            number = epoch + 1
+            stage_state = self.state[f"stage{self.stage}"]
+            latest = self.run.checkpoint(self.stage)
+            latest_next = latest.with_suffix(".next.keras")
+            self.model.save(latest_next)
+            renames = [(latest_next, latest)]
+            best = stage_state["best_val_loss"]
+            if "val_loss" in logs and (best is None or logs["val_loss"] < best):
+                best_file = self.run.checkpoint(self.stage, best=True)
+                best_next = best_file.with_suffix(".next.keras")
+                self.model.save(best_next)
+                renames.append((best_next, best_file))
+                stage_state["best_val_loss"] = logs["val_loss"]
+                stage_state["best_epoch"] = number
+            self.pictures(self.model, self.run.file(
+                f"samples/stage{self.stage}_epoch{number:04d}.png"))
+            self.run.append_metrics({
+                **logs, **latent_summary(self.model, self.summary_examples),
+                "epoch": number, "stage": self.stage,
+                "lr": float(self.model.optimizer.learning_rate),
+                "seconds": round(time.time() - self.started, 3),
+            })
+            stage_state["epochs_done"] = number
+            self.run.commit(self.state, renames)
+
+    return EpochEnd
+
+
+def train_stage(run, state, stage, model, dataset, config, pictures):
+    """Fit one stage from its last committed epoch to its planned epochs."""
+    import keras
+
+    suffix = "2" if stage == "2" else ""
+    total = config[f"epochs{suffix}"]
+    done = state[f"stage{stage}"]["epochs_done"]
+    if done >= total:
+        return
+    batch_size = config["batch_size"]
+    steps = config["steps_per_epoch"] or dataset.steps_per_epoch(batch_size)
+    lr, lr_fac, lr_epochs = (config[f"lr{suffix}"], config[f"lr_fac{suffix}"],
+                             config[f"lr_epochs{suffix}"])
+    epoch_end = _epoch_callback_class()(run, state, stage, pictures,
+                                        dataset.examples(LATENT_SUMMARY_EXAMPLES))
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(
+            lambda epoch, _: learning_rate(epoch, lr, lr_fac, lr_epochs)),
+        epoch_end,
+        keras.callbacks.TensorBoard(str(run.file(f"logs/stage{stage}")), write_graph=False,
+                                    profile_batch=0),
+    ]
+    schedule = config.get("sigma_schedule") if stage == "1" else None
+    if schedule:
+        callbacks.insert(0, keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs=None: model.observation.set_sigma(
+                schedule[min(epoch, len(schedule) - 1)])))
+    print(f"stage {stage}: epochs {done + 1}-{total}, {steps} steps of {batch_size}",
+          flush=True)
+    model.fit(
+        dataset.train_batches(batch_size, seed=seeds.shuffle_seed(config["seed"], done)),
+        steps_per_epoch=steps, epochs=total, initial_epoch=done,
+        validation_data=dataset.validation_batches(batch_size),
+        callbacks=callbacks, shuffle=False, verbose=1 if sys.stdout.isatty() else 2,
+    )
+    if epoch_end.failure is not None:
+        where, value = epoch_end.failure
+        at = f"step {where}" if isinstance(where, int) else where
+        raise NonFiniteLoss(
+            f"non-finite loss ({value}) in stage {stage}, epoch {epochs_done(state, stage) + 1}, "
+            f"{at}; the last good checkpoint is {run.checkpoint(stage)} (epoch "
+            f"{epochs_done(state, stage)}). Try a lower --lr{suffix}.")
+
+
+def latent_summary(model, examples):
+    """The variance law (mean over latents) and the number of inactive
+    latents of `model` on `examples` (kvae.metrics)."""
+    from kvae import metrics
+
+    mu, log_sigma = metrics.encode(model, examples)
+    law = metrics.variance_law(mu, log_sigma)
+    return {"variance_law": round(float(law["law"].mean()), 6),
+            "inactive": int(metrics.inactive_latents(law["mean_sigma2"]).sum())}
+
+
+def stage1_pictures(dataset, seed):
+    """The per-epoch picture of stage 1: validation originals, their
+    reconstructions and mean samples (images), or a scatter of the data,
+    reconstructions and samples (vectors)."""
+    from keras import ops
+
+    from kvae import images
+
+    vectors = len(dataset.shape) == 1
+    originals = dataset.examples(500 if vectors else 10)
+
+    def draw(model, path):
+        reconstructions = ops.convert_to_numpy(model.reconstruct(originals))
+        samples = ops.convert_to_numpy(model.generate(len(originals), mode="mean", seed=seed))
+        if vectors:
+            images.save_scatter({"data": originals, "reconstruction": reconstructions,
+                                 "sample": samples}, path)
+        else:
+            images.save_grid(np.concatenate([originals, reconstructions, samples]), path,
+                             columns=len(originals), scale=2)
+
+    return draw
+
+
+def stage2_pictures(stage1, dataset, seed):
+    """The per-epoch picture of stage 2: two-stage mean samples."""
+    from kvae import images
+    from kvae.two_stage import TwoStageVAE
+
+    vectors = len(dataset.shape) == 1
+
+    def draw(model, path):
+        samples = TwoStageVAE(stage1, model).generate(500 if vectors else 20, seed=seed)
+        if vectors:
+            images.save_scatter({"data": dataset.examples(500), "sample": samples}, path)
+        else:
+            images.save_grid(samples, path, columns=10, scale=2)
+
+    return draw
+
+
+def load_checkpoint(path):
+    from kvae import saving
+
+    return saving.load(path, compile=True)
+
+
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+
+
+def compiled(model, lr, xla="auto"):
+    """Compile with Adam (TF1's epsilon) and the --xla choice; a checkpoint
+    keeps both, so a resumed run compiles the same way."""
+    from kvae.models import adam
+
+    model.compile(optimizer=adam(lr), jit_compile=JIT_COMPILE[xla])
+    return model
+
+
+def run_training(run, config, state):
+    """Train the planned stages of a run, continuing from `state`."""
+    import keras
+
+    from kvae import metrics
+
+    keras.utils.set_random_seed(seeds.run_start_seed(
+        config["seed"], epochs_done(state, "1") + epochs_done(state, "2")))
+    dataset = data.load(config["dataset"], config["data_dir"], config["image_size"],
+                        config["dim"], config["radius"], seed=config["seed"])
+    if config["steps_per_epoch"] is None:
+        dataset.steps_per_epoch(config["batch_size"])  # fails early on a tiny dataset
+    print(f"data: {config['dataset']}, {dataset.num_train} training and "
+          f"{len(dataset.validation)} validation examples of shape {dataset.shape}", flush=True)
+
+    if epochs_done(state, "1") > 0:
+        stage1 = load_checkpoint(run.checkpoint("1"))
+    else:
+        stage1 = compiled(build_stage1(config), config["lr"], config["xla"])
+    if config["stage"] in ("1", "both"):
+        train_stage(run, state, "1", stage1, dataset, config,
+                    stage1_pictures(dataset, config["seed"]))
+    if config["stage"] == "1" or epochs_done(state, "2") >= config["epochs2"]:
+        return
+
+    stage1_final = run.checkpoint("1")
+    print(f"stage 2: encoding the training set with {stage1_final}", flush=True)
+    stage1 = load_checkpoint(stage1_final)
+    mu, log_sigma = metrics.encode(stage1, dataset.train)
+    validation_mu, validation_log_sigma = metrics.encode(stage1, dataset.validation)
+    latents = data.LatentDataset(f"{config['dataset']} stage-1 latents", mu, log_sigma,
+                                 validation_mu, validation_log_sigma, seed=config["seed"])
+    if config["steps_per_epoch"] is None:  # the same iterations per epoch as stage 1
+        config = {**config, "steps_per_epoch": dataset.steps_per_epoch(config["batch_size"])}
+    if epochs_done(state, "2") > 0:
+        stage2 = load_checkpoint(run.checkpoint("2"))
+    else:
+        stage2 = compiled(build_stage2(config), config["lr2"], config["xla"])
+    train_stage(run, state, "2", stage2, latents, config,
+                stage2_pictures(stage1, dataset, config["seed"]))
+
+
+
+
+def continued_config(saved, changes, stage1_done):
+    """The saved configuration with the changes a continued run may make
+    (`CONTINUE_OPTIONS`, and `STAGE2_OPTIONS` once stage 1 is done); any
+    other change that differs from the saved value is a UsageError."""
+    config = dict(saved)
+    changes = dict(changes or {})
+    if "dataset" in changes and changes["dataset"] != saved["dataset"]:
+        raise UsageError(f"the run folder holds a {saved['dataset']} run, not "
+                         f"{changes['dataset']}")
+    changes.pop("dataset", None)
+    changeable = CONTINUE_OPTIONS + (STAGE2_OPTIONS if stage1_done else ())
+    for key, value in changes.items():
+        current = saved["net_config"].get(key) if key in saved["net_config"] else saved.get(key)
+        if key in changeable:
+            config[key] = value
+        elif value != current:
+            raise UsageError(f"--{key.replace('_', '-')} differs from the run's config.json "
+                             f"({current!r}); a continued run keeps it")
+    return config
+
+
+def train(config, out=None):
+    """Train a fresh run of a resolved configuration into the folder `out`
+    (default runs/DATASET-GAMMA, which must not hold a run yet). Returns the
+    run folder's Path.
+
+    Raises:
+        UsageError: an impossible network or an existing run in `out`.
+        NonFiniteLoss: the loss turned NaN or infinite (the last good epoch
+            is kept; exit code 3 in the command).
+    """
+    try:
+        build_stage1(config)  # an impossible network fails here, before any file
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    run = RunFolder(out or default_out(config))
+    run.create(config)
+    return _run(run, config, run.empty_state())
+
+
+def resume(out, changes=None, stage2_only=False):
+    """Continue the run in `out` from its last finished epoch, with the
+    `changes` a continued run may make (`continued_config`), e.g.
+    {"epochs": 10}. `stage2_only` trains stage 2 on a finished (or stopped)
+    stage 1, as `--stage 2`. Returns the run folder's Path."""
+    run = RunFolder(out)
+    saved, state = run.load()
+    stage1_done = epochs_done(state, "1") >= saved["epochs"] or stage2_only
+    config = continued_config(saved, changes, stage1_done=stage1_done)
+    if stage2_only:
+        if not run.checkpoint("1").is_file():
+            raise UsageError(f"--stage 2 needs a trained stage 1 in {run.path}")
+        config["stage"] = "both"
+        config["epochs"] = min(config["epochs"], epochs_done(state, "1"))
+    if config["epochs"] < epochs_done(state, "1") or config["epochs2"] < epochs_done(state, "2"):
+        raise UsageError("--epochs / --epochs2 cannot be fewer than the epochs already done")
+    run.save_config(config)
+    print(f"resuming {run.path}: stage 1 at epoch {epochs_done(state, '1')}, "
+          f"stage 2 at epoch {epochs_done(state, '2')}", flush=True)
+    return _run(run, config, state)
+
+
+def _run(run, config, state):
+    import json
+
+    print("configuration:", json.dumps(config, indent=2), flush=True)
+    started = time.time()
+    run_training(run, config, state)
+    print(f"done in {time.time() - started:.0f} s: {run.path}", flush=True)
+    return run.path
