@@ -208,3 +208,19 @@ def test_zoo_generation_is_the_two_stage_protocol_with_the_cards_latent_noise():
     assert not np.array_equal(model.generate(4, seed=3), quiet.generate(4, seed=3))
     u = np.zeros((2, model.latent_dim), "float32")
     assert model.generate_from(u, seed=0).shape == (2, 28, 28, 1)
+
+
+def test_kvae_evaluate_takes_a_preset_folder_as_the_cards_command_does(tmp_path):
+    """The card's evaluation command names the model's folder (a preset):
+    it evaluates both stages with the card's latent noise and reproduces the
+    recorded check."""
+    card = zoo.card("manifold2d_ls")
+    assert card["evaluation"].startswith("python -m kvae.evaluate zoo/manifold2d_ls ")
+    check = card["check"]
+    assert evaluate.main([str(ZOO / "manifold2d_ls"), "--num-images", str(check["num_images"]),
+                          "--gain-images", str(check["num_images"]), "--fid", "off",
+                          "--out", str(tmp_path)]) == 0
+    measured = json.loads((tmp_path / "metrics.json").read_text())
+    assert measured["model"]["stage1"] == str(ZOO / "manifold2d_ls" / "stage1.keras")
+    assert measured["mse_from_mu"] == pytest.approx(check["mse_from_mu"], rel=1e-6)
+    assert measured["mse"] == pytest.approx(check["mse"], rel=1e-6)
