@@ -25,7 +25,6 @@ import argparse
 import shutil
 from pathlib import Path
 
-
 from common import evaluate, markdown_table, mean_std, metrics_rows, train
 
 SETTINGS = {"mse": "F-VAE, MSE (sigma^2 = 1/2)", "learned": "LS-VAE, learned gamma",
@@ -117,7 +116,7 @@ def main():
              if gamma in args.settings]
     results = [train_and_evaluate(gamma, seed, args) for gamma, seed in plan]
     first = [r for r in results if r["seed"] == args.seeds[0]]
-    print("\n## Part 3 (seed %d)\n" % args.seeds[0])
+    print(f"\n## Part 3 (seed {args.seeds[0]})\n")
     print(part3_table(first))
     print("\n## Part 4 (mean ± std over seeds)\n")
     print(part4_table(results))

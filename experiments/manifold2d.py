@@ -70,7 +70,7 @@ def main():
     from kvae import images
 
     args.figures.mkdir(parents=True, exist_ok=True)
-    for name, runs in results.items():  # Fig. 4 style: the first seed of each setting
+    for runs in results.values():  # Fig. 4 style: the first seed of each setting
         slug = runs[0]["run_dir"].name.rsplit("-seed", 1)[0]
         for picture in ("reconstructions", "samples_ancestral"):
             source = runs[0]["run_dir"] / "eval" / f"{picture}.png"

@@ -26,8 +26,9 @@ RATIOS = (0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.6, 2.0)
 
 def decoder_mean_radius(run_dir, draws=10000, seed=0):
     """Mean and std of ||mu(z)|| for z ~ N(0, I) under the run's stage 1."""
-    import kvae
     from keras import ops
+
+    import kvae
 
     model = kvae.load(Path(run_dir) / "stage1.keras", compile=False)
     means = ops.convert_to_numpy(model.generate(draws, mode="mean", seed=seed))

@@ -61,6 +61,16 @@ def run_worker(backend, *args, timeout=300):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def run_worker_batch(backend, jobs, folder, timeout=600):
+    """Run many worker jobs [(command, *arguments), ...] in one fresh process
+    on `backend`; return their results in order."""
+    path = Path(folder) / f"jobs-{backend}.json"
+    path.write_text(json.dumps([[str(part) for part in job] for job in jobs]))
+    result = run_worker(backend, "batch", path, timeout=timeout)
+    assert result["backend"] == backend
+    return result["results"]
+
+
 def write_idx(path, array):
     """Write `array` as a uint8 idx file (gzipped when the name ends in .gz)."""
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import kvae
-from helpers import run_worker, tiny_resnet
+from helpers import run_worker, run_worker_batch, tiny_resnet
 
 CASES = {
     "resnet-learned": lambda: tiny_resnet("learned", side=16, channels=3),
@@ -26,28 +26,42 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def parity_runs(tmp_path_factory):
+    """Every case's model, batch and noise saved once; the JAX side computed
+    in one worker process for all cases, the TensorFlow side here (the test
+    process runs TensorFlow; test_in_process_gradients_match_the_worker
+    checks that the two harnesses agree)."""
+    folder = tmp_path_factory.mktemp("parity")
+    jobs, on_tf, paths = [], {}, {}
+    for name in sorted(CASES):
+        keras.utils.set_random_seed(4)
+        model = CASES[name]()
+        rng = np.random.default_rng(11)
+        x = rng.random((16, *model.data_shape)).astype("float32")
+        noise = rng.normal(size=(16, model.latent_dim)).astype("float32")
+        model.save(folder / f"{name}.keras")
+        np.savez(folder / f"{name}-inputs.npz", x=x, noise=noise)
+        jobs.append(("gradients", folder / f"{name}.keras", folder / f"{name}-inputs.npz",
+                     folder / f"{name}-jax.npz"))
+        loaded = kvae.load(folder / f"{name}.keras", compile=False)
+        terms, gradients = loaded.loss_and_gradients(x, noise=noise)
+        on_tf[name] = {**{key: keras.ops.convert_to_numpy(value) for key, value in terms.items()},
+                       **{f"grad_{i}": keras.ops.convert_to_numpy(g)
+                          for i, g in enumerate(gradients)}}
+        paths[name] = [v.path for v in loaded.trainable_variables]
+    results = run_worker_batch("jax", jobs, folder)
+    return {name: (on_tf[name], np.load(folder / f"{name}-jax.npz"), paths[name],
+                   result["paths"]) for name, result in zip(sorted(CASES), results)}
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_tensorflow_and_jax_give_the_same_loss_and_gradients(tmp_path, name):
-    keras.utils.set_random_seed(4)
-    model = CASES[name]()
-    rng = np.random.default_rng(11)
-    x = rng.random((16, *model.data_shape)).astype("float32")
-    noise = rng.normal(size=(16, model.latent_dim)).astype("float32")
-    model.save(tmp_path / "model.keras")
-    np.savez(tmp_path / "inputs.npz", x=x, noise=noise)
-
-    paths = {}
-    for backend in ("tensorflow", "jax"):
-        result = run_worker(backend, "gradients", tmp_path / "model.keras",
-                            tmp_path / "inputs.npz", tmp_path / f"{backend}.npz")
-        assert result["backend"] == backend
-        paths[backend] = result["paths"]
-    assert paths["tensorflow"] == paths["jax"]
-    on_tf, on_jax = np.load(tmp_path / "tensorflow.npz"), np.load(tmp_path / "jax.npz")
-
+def test_tensorflow_and_jax_give_the_same_loss_and_gradients(parity_runs, name):
+    on_tf, on_jax, tf_paths, jax_paths = parity_runs[name]
+    assert tf_paths == jax_paths
     for term in ("loss", "recon", "kl", "mse"):
         np.testing.assert_allclose(on_jax[term], on_tf[term], rtol=1e-5, err_msg=term)
-    count = len(paths["tensorflow"])
+    count = len(tf_paths)
     tf_grads = np.concatenate([on_tf[f"grad_{i}"].ravel() for i in range(count)])
     jax_grads = np.concatenate([on_jax[f"grad_{i}"].ravel() for i in range(count)])
     assert np.linalg.norm(tf_grads) > 0

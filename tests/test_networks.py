@@ -37,12 +37,12 @@ def test_stage2_wide_totals():
 
 def test_resnet_structure_follows_dai_and_wipf():
     encoder, decoder = networks.build("resnet", (32, 32, 3), 8, net_config={"base_dim": 8, "num_scale": 3})
-    batch_norms = [l for l in encoder.layers + decoder.layers
-                   if isinstance(l, keras.layers.BatchNormalization)]
-    assert batch_norms and all(l.epsilon == 1e-5 and l.momentum == 0.999 for l in batch_norms)
-    shortcuts = [l for l in encoder.layers if l.name.endswith("_shortcut") and isinstance(l, keras.layers.Conv2D)]
-    assert shortcuts and all(l.kernel_size == (3, 3) for l in shortcuts)
-    assert any(isinstance(l, keras.layers.GlobalAveragePooling2D) for l in encoder.layers)
+    batch_norms = [layer for layer in encoder.layers + decoder.layers
+                   if isinstance(layer, keras.layers.BatchNormalization)]
+    assert batch_norms and all(layer.epsilon == 1e-5 and layer.momentum == 0.999 for layer in batch_norms)
+    shortcuts = [layer for layer in encoder.layers if layer.name.endswith("_shortcut") and isinstance(layer, keras.layers.Conv2D)]
+    assert shortcuts and all(layer.kernel_size == (3, 3) for layer in shortcuts)
+    assert any(isinstance(layer, keras.layers.GlobalAveragePooling2D) for layer in encoder.layers)
     assert decoder.get_layer("reshape").output.shape[1:] == (2, 2, 128)  # 8 * 2^4 at 2x2
     assert [o.shape for o in encoder.outputs] == [(None, 8), (None, 8)]
     assert decoder.get_layer("x_mean").activation is keras.activations.sigmoid
@@ -78,7 +78,7 @@ def test_output_shapes_and_dtypes(net, shape, pixel):
 
 def test_infogan_encoder_is_spectrally_normalised():
     encoder, _ = networks.build("infogan", (28, 28, 1), 64)
-    sn_layers = [l for l in encoder.layers if isinstance(l, (kvae_layers.SpectralNormConv2D, kvae_layers.SpectralNormDense))]
+    sn_layers = [layer for layer in encoder.layers if isinstance(layer, (kvae_layers.SpectralNormConv2D, kvae_layers.SpectralNormDense))]
     assert len(sn_layers) == 4
     # 1,088 + 131,200 + 256 (BN) + 6,423,552 + 2,048 (BN) + 131,200 by hand.
     assert networks.count_trainable(encoder) == 6_689_344

@@ -368,3 +368,37 @@ def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
     assert state["stage1"]["epochs_done"] == 2 and state["stage2"]["epochs_done"] == 2
     resumed = kvae.load(run_dir / "stage1.keras")
     assert int(resumed.optimizer.iterations) == 10  # 5 old steps + 5 new ones
+
+
+CONFIG_JSON_KEYS = (
+    "dataset", "data_dir", "image_size", "dim", "radius", "gamma", "sigma", "sigma_schedule",
+    "min_sigma", "kl_weight", "gamma2", "net", "net_config", "latent_dim", "second_dim",
+    "second_depth", "batch_size", "steps_per_epoch", "epochs", "lr", "lr_epochs", "lr_fac",
+    "epochs2", "lr2", "lr_epochs2", "lr_fac2", "stage", "precision", "xla", "seed", "source",
+)
+"""config.json's keys before kvae.config existed, written out again here."""
+
+
+def test_one_configuration_source_for_config_json_the_parser_and_the_recipes():
+    import dataclasses
+
+    from kvae import config as run_config
+    from kvae import networks
+
+    assert run_config.FIELDS == CONFIG_JSON_KEYS  # old runs' config.json keys, in order
+    flags = {action.dest: action for action in train.build_parser()._actions}
+    for field in dataclasses.fields(run_config.RunConfig):
+        if field.metadata["cli"]:
+            assert field.name in flags and flags[field.name].default is None, field.name
+            if field.metadata["choices"]:
+                assert tuple(flags[field.name].choices) == tuple(field.metadata["choices"])
+    for net in networks.STAGE1_NETWORKS:  # every network option, from the network itself
+        for option in networks.defaults(net):
+            assert option in flags, option
+    # Dai & Wipf's command-line defaults are RunConfig's: their recipe changes nothing.
+    resolved = recipes.resolve("mnist", "learned")
+    defaults = run_config.defaults()
+    for key, value in resolved.items():
+        if key not in ("dataset", "gamma", "gamma2", "net_config", "source"):
+            assert value == defaults[key], key
+    assert resolved["net_config"] == networks.defaults("infogan")
