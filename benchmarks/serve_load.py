@@ -62,13 +62,34 @@ def tree_rss_mib(pid):
 
 def start_server(model, batching, log_path):
     port = free_port()
-    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        **os.environ,
+        "BENTOML_DO_NOT_TRACK": "true",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     log = open(log_path, "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--arg", f"model={model}", "--arg", f"batching={str(batching).lower()}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--arg",
+            f"model={model}",
+            "--arg",
+            f"batching={str(batching).lower()}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -124,13 +145,19 @@ def load(url, concurrency, requests, seconds, n):
     if not latencies:
         return 0.0, float("nan"), float("nan"), 0, failures[0]
     milliseconds = np.asarray(latencies) * 1000
-    return (len(latencies) / wall, float(np.percentile(milliseconds, 50)),
-            float(np.percentile(milliseconds, 99)), len(latencies), failures[0])
+    return (
+        len(latencies) / wall,
+        float(np.percentile(milliseconds, 50)),
+        float(np.percentile(milliseconds, 99)),
+        len(latencies),
+        failures[0],
+    )
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="fmnist_two_stage_computed")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=96, help="per concurrency level")
@@ -140,35 +167,54 @@ def main():
     args = parser.parse_args()
     rows = []
     for batching in (True, False):
-        process, url = start_server(args.model, batching,
-                                    args.logs / f"kvae-serve-batching-{batching}.log")
+        process, url = start_server(
+            args.model, batching, args.logs / f"kvae-serve-batching-{batching}.log"
+        )
         try:
             httpx.post(f"{url}/mean-generate", json={"n": args.n}, timeout=120)  # warm up
             memory_before = tree_rss_mib(process.pid)
             for concurrency in args.concurrency:
-                rate, p50, p99, answered, failed = load(url, concurrency, args.requests,
-                                                        args.seconds, args.n)
+                rate, p50, p99, answered, failed = load(
+                    url, concurrency, args.requests, args.seconds, args.n
+                )
                 rows.append([batching, concurrency, rate, p50, p99, answered, failed])
-                print(f"batching={batching} concurrency={concurrency}: {rate:.1f} req/s, "
-                      f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, {failed} failed", flush=True)
+                print(
+                    f"batching={batching} concurrency={concurrency}: {rate:.1f} req/s, "
+                    f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, {failed} failed",
+                    flush=True,
+                )
             memory_after = tree_rss_mib(process.pid)
         finally:
             stop_server(process)
         for row in rows:
             if row[0] == batching:
                 row += [memory_before, memory_after]
-    print(f"\nmodel {args.model}, POST /mean-generate with n={args.n}, "
-          f"{args.requests} requests or {args.seconds:g} s per level\n")
-    print("| batching | clients | requests/s | p50 ms | p99 ms | answered | failed | "
-          "server MiB before | after |")
+    print(
+        f"\nmodel {args.model}, POST /mean-generate with n={args.n}, "
+        f"{args.requests} requests or {args.seconds:g} s per level\n"
+    )
+    print(
+        "| batching | clients | requests/s | p50 ms | p99 ms | answered | failed | "
+        "server MiB before | after |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for batching, concurrency, rate, p50, p99, answered, failed, before, after in rows:
-        print(f"| {'on' if batching else 'off'} | {concurrency} | {rate:.1f} | {p50:.0f} | "
-              f"{p99:.0f} | {answered} | {failed} | {before:.0f} | {after:.0f} |")
-    print("\nratio on / off, requests/s: " + ", ".join(
-        f"{c} clients {on[2] / off[2]:.2f}" for c in args.concurrency
-        for on in rows if on[0] and on[1] == c for off in rows if not off[0] and off[1] == c
-        if off[2] > 0))
+        print(
+            f"| {'on' if batching else 'off'} | {concurrency} | {rate:.1f} | {p50:.0f} | "
+            f"{p99:.0f} | {answered} | {failed} | {before:.0f} | {after:.0f} |"
+        )
+    print(
+        "\nratio on / off, requests/s: "
+        + ", ".join(
+            f"{c} clients {on[2] / off[2]:.2f}"
+            for c in args.concurrency
+            for on in rows
+            if on[0] and on[1] == c
+            for off in rows
+            if not off[0] and off[1] == c
+            if off[2] > 0
+        )
+    )
 
 
 if __name__ == "__main__":

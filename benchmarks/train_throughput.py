@@ -28,10 +28,20 @@ import sys
 import time
 
 CONFIGS = {
-    "celeba": {"shape": (64, 64, 3), "net": "resnet", "latent_dim": 64, "batch_size": 100,
-               "net_config": {"base_dim": 32, "num_scale": 4}},
-    "fashion_mnist": {"shape": (28, 28, 1), "net": "infogan", "latent_dim": 64,
-                      "batch_size": 64, "net_config": {}},
+    "celeba": {
+        "shape": (64, 64, 3),
+        "net": "resnet",
+        "latent_dim": 64,
+        "batch_size": 100,
+        "net_config": {"base_dim": 32, "num_scale": 4},
+    },
+    "fashion_mnist": {
+        "shape": (28, 28, 1),
+        "net": "infogan",
+        "latent_dim": 64,
+        "batch_size": 64,
+        "net_config": {},
+    },
 }
 
 
@@ -58,15 +68,21 @@ def kvae_step_time(config, precision, jit_compile, steps, warmup):
     import kvae
 
     keras.utils.set_random_seed(0)
-    model = kvae.VAE(config["shape"], config["latent_dim"], net=config["net"],
-                     net_config=config["net_config"], gamma="computed", precision=precision)
+    model = kvae.VAE(
+        config["shape"],
+        config["latent_dim"],
+        net=config["net"],
+        net_config=config["net_config"],
+        gamma="computed",
+        precision=precision,
+    )
     model.compile(optimizer=kvae.models.adam(1e-4), jit_compile=jit_compile)
     size = config["batch_size"]
     data = images(config, size * max(2 * steps, warmup))
 
     def fit(count):
         started = time.perf_counter()
-        model.fit(data[:size * count], batch_size=size, epochs=1, verbose=0, shuffle=False)
+        model.fit(data[: size * count], batch_size=size, epochs=1, verbose=0, shuffle=False)
         return time.perf_counter() - started
 
     fit(warmup)  # compiles the train function
@@ -84,11 +100,18 @@ def baseline_step_time(config, precision, jit_compile, steps, warmup):
 
     keras.utils.set_random_seed(0)
     policy = keras.dtype_policies.DTypePolicy(precision)
-    encoder, decoder = networks.build(config["net"], config["shape"], config["latent_dim"],
-                                      dtype=policy, net_config=config["net_config"])
+    encoder, decoder = networks.build(
+        config["net"],
+        config["shape"],
+        config["latent_dim"],
+        dtype=policy,
+        net_config=config["net_config"],
+    )
     log_gamma = tf.Variable(0.0)
     variables = encoder.trainable_variables + decoder.trainable_variables + [log_gamma]
-    optimizer = keras.optimizers.Adam(1e-4, epsilon=1e-8)  # written out: the baseline is independent
+    optimizer = keras.optimizers.Adam(
+        1e-4, epsilon=1e-8
+    )  # written out: the baseline is independent
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(variables)
@@ -102,8 +125,9 @@ def baseline_step_time(config, precision, jit_compile, steps, warmup):
             x_mean = tf.cast(decoder(z, training=True), tf.float32)
             squared = tf.reduce_sum(tf.square(x - x_mean), axis=[1, 2, 3])
             recon = squared / (2.0 * tf.exp(2.0 * log_gamma)) + pixels * log_gamma
-            kl = 0.5 * tf.reduce_sum(tf.square(mu) + tf.exp(2.0 * log_sigma)
-                                     - 2.0 * log_sigma - 1.0, axis=1)
+            kl = 0.5 * tf.reduce_sum(
+                tf.square(mu) + tf.exp(2.0 * log_sigma) - 2.0 * log_sigma - 1.0, axis=1
+            )
             loss = tf.reduce_mean(recon + kl)
             scaled = optimizer.scale_loss(loss)
         optimizer.apply(tape.gradient(scaled, variables), variables)
@@ -137,31 +161,52 @@ def worker(args):
                     rows.insert(0, ("tf.function baseline", baseline_step_time))
                 for label, measure in rows:
                     seconds = measure(config, precision, jit_compile, args.steps, args.warmup)
-                    print(json.dumps({
-                        "config": name, "batch": config["batch_size"], "precision": precision,
-                        "backend": backend, "xla": jit_compile, "step": label,
-                        "images_per_s": config["batch_size"] / seconds, "device": device,
-                    }), flush=True)
+                    print(
+                        json.dumps(
+                            {
+                                "config": name,
+                                "batch": config["batch_size"],
+                                "precision": precision,
+                                "backend": backend,
+                                "xla": jit_compile,
+                                "step": label,
+                                "images_per_s": config["batch_size"] / seconds,
+                                "device": device,
+                            }
+                        ),
+                        flush=True,
+                    )
 
 
 def table(rows):
-    baseline = {(r["config"], r["precision"], r["xla"]): r["images_per_s"]
-                for r in rows if r["step"] == "tf.function baseline"}
-    lines = ["| config | batch | precision | backend | XLA | step | images/s | kvae / baseline |",
-             "|---|---|---|---|---|---|---|---|"]
+    baseline = {
+        (r["config"], r["precision"], r["xla"]): r["images_per_s"]
+        for r in rows
+        if r["step"] == "tf.function baseline"
+    }
+    lines = [
+        "| config | batch | precision | backend | XLA | step | images/s | kvae / baseline |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         reference = baseline.get((r["config"], r["precision"], r["xla"]))
-        ratio = "" if r["step"] != "kvae" else (
-            f"{r['images_per_s'] / reference:.2f}" if reference else "n/a (no TF baseline)")
-        lines.append(f"| {r['config']} | {r['batch']} | {r['precision']} | {r['backend']} | "
-                     f"{'on' if r['xla'] else 'off'} | {r['step']} | {r['images_per_s']:.1f} | "
-                     f"{ratio} |")
+        ratio = (
+            ""
+            if r["step"] != "kvae"
+            else (f"{r['images_per_s'] / reference:.2f}" if reference else "n/a (no TF baseline)")
+        )
+        lines.append(
+            f"| {r['config']} | {r['batch']} | {r['precision']} | {r['backend']} | "
+            f"{'on' if r['xla'] else 'off'} | {r['step']} | {r['images_per_s']:.1f} | "
+            f"{ratio} |"
+        )
     return "\n".join(lines)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--configs", default="celeba,fashion_mnist")
     parser.add_argument("--precisions", default="float32,mixed_float16")
     parser.add_argument("--backends", default="tensorflow,jax")
@@ -182,8 +227,12 @@ def main():
     forwarded = [arg for arg in sys.argv[1:] if arg != "--worker"]
     for backend in args.backends.split(","):
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        result = subprocess.run([sys.executable, __file__, "--worker", *forwarded], env=env,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, __file__, "--worker", *forwarded],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             print(f"{backend}: failed\n{result.stderr[-2000:]}", file=sys.stderr)
             continue

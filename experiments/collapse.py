@@ -44,8 +44,9 @@ def zeroed_generation(run_dir, inactive, path, count=10, seed=0):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("experiments/runs/collapse"))
     parser.add_argument("--figures", type=Path, default=Path("docs/figures/collapse"))
     parser.add_argument("--gamma", default="computed")
@@ -55,27 +56,57 @@ def main():
     for net in NETWORKS:
         run_dir = args.out / f"{net}-{args.gamma}"
         log = beside(run_dir, ".log")
-        status = train(run_dir, ["fashion_mnist", "--net", net, "--latent-dim", 16,
-                                 "--gamma", args.gamma, "--batch-size", 128, "--lr", "1e-3",
-                                 "--epochs", args.epochs, "--stage", "1", "--seed", args.seed],
-                       log)
+        status = train(
+            run_dir,
+            [
+                "fashion_mnist",
+                "--net",
+                net,
+                "--latent-dim",
+                16,
+                "--gamma",
+                args.gamma,
+                "--batch-size",
+                128,
+                "--lr",
+                "1e-3",
+                "--epochs",
+                args.epochs,
+                "--stage",
+                "1",
+                "--seed",
+                args.seed,
+            ],
+            log,
+        )
         metrics = evaluate(run_dir, ["--fid", "off"], log)
         print(f"\n## {net}, --gamma {args.gamma}: {status}\n")
         if metrics is None:
             continue
-        rows = [[row["index"], f"{row['var_mu']:.4g}", f"{row['mean_sigma2']:.4g}",
-                 "inactive" if row["inactive"] else "", f"{row['reconstruction_gain']:.3g}"]
-                for row in metrics["latents"]]
-        print(markdown_table(["latent", "Var(mu)", "mean sigma^2", "", "reconstruction gain"],
-                             rows))
+        rows = [
+            [
+                row["index"],
+                f"{row['var_mu']:.4g}",
+                f"{row['mean_sigma2']:.4g}",
+                "inactive" if row["inactive"] else "",
+                f"{row['reconstruction_gain']:.3g}",
+            ]
+            for row in metrics["latents"]
+        ]
+        print(
+            markdown_table(["latent", "Var(mu)", "mean sigma^2", "", "reconstruction gain"], rows)
+        )
         inactive = [row["index"] for row in metrics["latents"] if row["inactive"]]
-        difference = zeroed_generation(run_dir, inactive,
-                                       args.figures / f"{net}_{args.gamma}_zeroed_inactive.png")
-        print(f"\ninactive {len(inactive)} of 16; MSE {metrics['mse']:.4g}; variance law "
-              f"{metrics['variance_law']:.3f}; FD-fmnist REC / GEN-1 "
-              f"{metrics['fd_fmnist']['rec']:.2f} / {metrics['fd_fmnist']['gen1']:.2f}; "
-              f"zeroing the inactive latents changes the generated means by MSE "
-              f"{difference:.3g}")
+        difference = zeroed_generation(
+            run_dir, inactive, args.figures / f"{net}_{args.gamma}_zeroed_inactive.png"
+        )
+        print(
+            f"\ninactive {len(inactive)} of 16; MSE {metrics['mse']:.4g}; variance law "
+            f"{metrics['variance_law']:.3f}; FD-fmnist REC / GEN-1 "
+            f"{metrics['fd_fmnist']['rec']:.2f} / {metrics['fd_fmnist']['gen1']:.2f}; "
+            f"zeroing the inactive latents changes the generated means by MSE "
+            f"{difference:.3g}"
+        )
     print(f"figures in {args.figures}")
 
 

@@ -25,8 +25,9 @@ def run(command, log):
     with open(log, "a") as handle:
         handle.write(line + "\n")
         handle.flush()
-        return subprocess.run([str(part) for part in command], stdout=handle,
-                              stderr=subprocess.STDOUT).returncode
+        return subprocess.run(
+            [str(part) for part in command], stdout=handle, stderr=subprocess.STDOUT
+        ).returncode
 
 
 def train(run_dir, options, log):
@@ -55,8 +56,10 @@ def evaluate(run_dir, options, log, out_name="eval"):
     run_dir = Path(run_dir)
     metrics_file = run_dir / out_name / "metrics.json"
     if not metrics_file.is_file() and (run_dir / "stage1.keras").is_file():
-        run([sys.executable, "-m", "kvae.evaluate", run_dir, "--out", run_dir / out_name,
-             *options], log)
+        run(
+            [sys.executable, "-m", "kvae.evaluate", run_dir, "--out", run_dir / out_name, *options],
+            log,
+        )
     return json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
 
 
@@ -72,8 +75,11 @@ def mean_std(values):
     values = np.asarray([v for v in values if v is not None], float)
     if len(values) == 0:
         return ""
-    text = f"{values.mean():.4g}" if len(values) == 1 else \
-        f"{values.mean():.4g} ± {values.std(ddof=1):.2g}"
+    text = (
+        f"{values.mean():.4g}"
+        if len(values) == 1
+        else f"{values.mean():.4g} ± {values.std(ddof=1):.2g}"
+    )
     return text
 
 

@@ -27,30 +27,64 @@ from pathlib import Path
 
 from common import evaluate, markdown_table, mean_std, metrics_rows, train
 
-SETTINGS = {"mse": "F-VAE, MSE (sigma^2 = 1/2)", "learned": "LS-VAE, learned gamma",
-            "pixel": "LV-VAE, per-pixel sigma", "computed": "computed gamma"}
+SETTINGS = {
+    "mse": "F-VAE, MSE (sigma^2 = 1/2)",
+    "learned": "LS-VAE, learned gamma",
+    "pixel": "LV-VAE, per-pixel sigma",
+    "computed": "computed gamma",
+}
 SEEDED = ("computed", "learned")
 
 
 def train_and_evaluate(gamma, seed, args):
     run_dir = args.out / f"{gamma}-seed{seed}"
     log = args.out / f"{gamma}-seed{seed}.log"
-    status = train(run_dir, [
-        "fashion_mnist", "--gamma", gamma, "--epochs", args.epochs, "--epochs2", args.epochs,
-        "--steps-per-epoch", args.steps, "--lr", "1e-3", "--lr2", "1e-3", "--xla", "on",
-        "--seed", seed,
-        *(["--min-sigma", args.pixel_min_sigma] if gamma == "pixel" else [])], log)
-    return {"gamma": gamma, "seed": seed, "status": status, "run_dir": run_dir,
-            "metrics": evaluate(run_dir, [], log)}
+    status = train(
+        run_dir,
+        [
+            "fashion_mnist",
+            "--gamma",
+            gamma,
+            "--epochs",
+            args.epochs,
+            "--epochs2",
+            args.epochs,
+            "--steps-per-epoch",
+            args.steps,
+            "--lr",
+            "1e-3",
+            "--lr2",
+            "1e-3",
+            "--xla",
+            "on",
+            "--seed",
+            seed,
+            *(["--min-sigma", args.pixel_min_sigma] if gamma == "pixel" else []),
+        ],
+        log,
+    )
+    return {
+        "gamma": gamma,
+        "seed": seed,
+        "status": status,
+        "run_dir": run_dir,
+        "metrics": evaluate(run_dir, [], log),
+    }
 
 
 def row_values(metrics):
     fd = metrics.get("fd_fmnist", {})
-    return {"bits/dim": metrics["bits_per_dim"], "ELBO (nats)": metrics["elbo_nats"],
-            "MSE": metrics["mse"], "FD REC": fd.get("rec"), "FD GEN-1": fd.get("gen1"),
-            "FD GEN-2": fd.get("gen2"), "variance law": metrics["variance_law"],
-            "inactive": metrics["inactive_latents"],
-            "gamma": metrics["model"]["gamma"]}
+    return {
+        "bits/dim": metrics["bits_per_dim"],
+        "ELBO (nats)": metrics["elbo_nats"],
+        "MSE": metrics["mse"],
+        "FD REC": fd.get("rec"),
+        "FD GEN-1": fd.get("gen1"),
+        "FD GEN-2": fd.get("gen2"),
+        "variance law": metrics["variance_law"],
+        "inactive": metrics["inactive_latents"],
+        "gamma": metrics["model"]["gamma"],
+    }
 
 
 def fmt(value):
@@ -60,13 +94,23 @@ def fmt(value):
 
 
 def part3_table(results):
-    columns = ["bits/dim", "ELBO (nats)", "MSE", "FD REC", "FD GEN-1", "FD GEN-2",
-               "variance law", "inactive", "gamma"]
+    columns = [
+        "bits/dim",
+        "ELBO (nats)",
+        "MSE",
+        "FD REC",
+        "FD GEN-1",
+        "FD GEN-2",
+        "variance law",
+        "inactive",
+        "gamma",
+    ]
     rows = []
     for result in results:
         values = row_values(result["metrics"]) if result["metrics"] else {}
-        rows.append([SETTINGS[result["gamma"]], *(fmt(values.get(c)) for c in columns),
-                     result["status"]])
+        rows.append(
+            [SETTINGS[result["gamma"]], *(fmt(values.get(c)) for c in columns), result["status"]]
+        )
     return markdown_table(["setting", *columns, "status"], rows)
 
 
@@ -74,8 +118,11 @@ def part4_table(results):
     columns = ["MSE", "FD REC", "FD GEN-1", "FD GEN-2", "variance law", "inactive", "gamma"]
     rows = []
     for gamma in SEEDED:
-        values = [row_values(r["metrics"]) for r in results
-                  if r["gamma"] == gamma and r["metrics"] is not None]
+        values = [
+            row_values(r["metrics"])
+            for r in results
+            if r["gamma"] == gamma and r["metrics"] is not None
+        ]
         rows.append([gamma, len(values), *(mean_std([v[c] for v in values]) for c in columns)])
     return markdown_table(["gamma", "runs", *columns], rows)
 
@@ -93,27 +140,39 @@ def curves(results, path):
         epochs = [int(row["epoch"]) for row in rows]
         series_gamma[label] = (epochs, [float(row["gamma"]) for row in rows])
         series_mse[label] = (epochs, [float(row["val_mse"]) for row in rows])
-    images.save_line_plot(series_gamma, path.with_name(path.stem + "_gamma.png"),
-                          title="stage-1 gamma (epoch mean) per epoch", log_y=True)
-    images.save_line_plot(series_mse, path.with_name(path.stem + "_mse.png"),
-                          title="stage-1 validation MSE per epoch", log_y=True)
+    images.save_line_plot(
+        series_gamma,
+        path.with_name(path.stem + "_gamma.png"),
+        title="stage-1 gamma (epoch mean) per epoch",
+        log_y=True,
+    )
+    images.save_line_plot(
+        series_mse,
+        path.with_name(path.stem + "_mse.png"),
+        title="stage-1 validation MSE per epoch",
+        log_y=True,
+    )
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("experiments/runs/fashion_mnist"))
     parser.add_argument("--figures", type=Path, default=Path("docs/figures/fashion_mnist"))
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--pixel-min-sigma", type=float, default=0.004,
-                        help="the LV-VAE's sigma floor (kvae.train --min-sigma)")
+    parser.add_argument(
+        "--pixel-min-sigma",
+        type=float,
+        default=0.004,
+        help="the LV-VAE's sigma floor (kvae.train --min-sigma)",
+    )
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     args = parser.parse_args()
     plan = [(gamma, args.seeds[0]) for gamma in args.settings]
-    plan += [(gamma, seed) for seed in args.seeds[1:] for gamma in SEEDED
-             if gamma in args.settings]
+    plan += [(gamma, seed) for seed in args.seeds[1:] for gamma in SEEDED if gamma in args.settings]
     results = [train_and_evaluate(gamma, seed, args) for gamma, seed in plan]
     first = [r for r in results if r["seed"] == args.seeds[0]]
     print(f"\n## Part 3 (seed {args.seeds[0]})\n")
@@ -122,8 +181,13 @@ def main():
     print(part4_table(results))
     args.figures.mkdir(parents=True, exist_ok=True)
     for result in first:
-        for picture in ("reconstructions", "samples_mean", "samples_ancestral",
-                        "samples_stage2", "latent_variance"):
+        for picture in (
+            "reconstructions",
+            "samples_mean",
+            "samples_ancestral",
+            "samples_stage2",
+            "latent_variance",
+        ):
             source = result["run_dir"] / "eval" / f"{picture}.png"
             if source.is_file():
                 shutil.copy(source, args.figures / f"{result['gamma']}_{picture}.png")

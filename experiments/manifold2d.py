@@ -29,19 +29,28 @@ def settings(seed, out):
     yield "LS-VAE", ["--gamma", "learned"], learned
     yield "LV-VAE", ["--gamma", "pixel"], out / f"lv-seed{seed}"
     for sigma in FIXED_SIGMAS:
-        yield f"F-VAE sigma={sigma:g}", ["--gamma", "fixed", "--sigma", sigma], \
-            out / f"f{sigma:g}-seed{seed}"
+        yield (
+            f"F-VAE sigma={sigma:g}",
+            ["--gamma", "fixed", "--sigma", sigma],
+            out / f"f{sigma:g}-seed{seed}",
+        )
     final_sigma = float(metrics_rows(learned)[-1]["gamma"])
-    yield "F*-VAE (LS-VAE's final sigma)", ["--gamma", "fixed", "--sigma", final_sigma], \
-        out / f"fstar-seed{seed}"
-    yield "F-VAE along LS-VAE's sigma", ["--gamma", "fixed", "--sigma-schedule",
-                                           learned / "metrics.csv"], \
-        out / f"fschedule-seed{seed}"
+    yield (
+        "F*-VAE (LS-VAE's final sigma)",
+        ["--gamma", "fixed", "--sigma", final_sigma],
+        out / f"fstar-seed{seed}",
+    )
+    yield (
+        "F-VAE along LS-VAE's sigma",
+        ["--gamma", "fixed", "--sigma-schedule", learned / "metrics.csv"],
+        out / f"fschedule-seed{seed}",
+    )
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("experiments/runs/manifold2d"))
     parser.add_argument("--figures", type=Path, default=Path("docs/figures/manifold2d"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -51,19 +60,29 @@ def main():
     for seed in args.seeds:
         for name, options, run_dir in settings(seed, args.out):
             log = beside(run_dir, ".log")
-            status = train(run_dir, ["manifold2d", *options, "--stage", "1", "--epochs",
-                                     args.epochs, "--seed", seed], log)
+            status = train(
+                run_dir,
+                ["manifold2d", *options, "--stage", "1", "--epochs", args.epochs, "--seed", seed],
+                log,
+            )
             metrics = evaluate(run_dir, ["--fid", "off"], log)
             results.setdefault(name, []).append(
-                {"seed": seed, "status": status, "run_dir": run_dir, "metrics": metrics})
+                {"seed": seed, "status": status, "run_dir": run_dir, "metrics": metrics}
+            )
     rows = []
     for name, runs in results.items():
         done = [run["metrics"] for run in runs if run["metrics"] is not None]
         sigmas = [m["model"]["gamma"] for m in done]
         problems = sorted({run["status"] for run in runs} - {"finished"})
-        rows.append([name, mean_std(sigmas) if sigmas[0] is not None else "per dimension",
-                     mean_std([m["elbo_nats"] for m in done]), len(done),
-                     "; ".join(problems)])
+        rows.append(
+            [
+                name,
+                mean_std(sigmas) if sigmas[0] is not None else "per dimension",
+                mean_std([m["elbo_nats"] for m in done]),
+                len(done),
+                "; ".join(problems),
+            ]
+        )
     print(markdown_table(["setting", "final sigma", "ELBO (nats)", "runs", "problems"], rows))
     import shutil
 
@@ -76,12 +95,19 @@ def main():
             source = runs[0]["run_dir"] / "eval" / f"{picture}.png"
             if source.is_file():
                 shutil.copy(source, args.figures / f"{slug}_{picture}.png")
-    curves = {f"seed {run['seed']}": (
-        [int(row["epoch"]) for row in metrics_rows(run["run_dir"])],
-        [float(row["gamma"]) for row in metrics_rows(run["run_dir"])])
-        for run in results["LS-VAE"]}
-    images.save_line_plot(curves, args.figures / "ls_vae_sigma.png", log_y=True,
-                          title="LS-VAE: learned sigma (epoch mean) per epoch")
+    curves = {
+        f"seed {run['seed']}": (
+            [int(row["epoch"]) for row in metrics_rows(run["run_dir"])],
+            [float(row["gamma"]) for row in metrics_rows(run["run_dir"])],
+        )
+        for run in results["LS-VAE"]
+    }
+    images.save_line_plot(
+        curves,
+        args.figures / "ls_vae_sigma.png",
+        log_y=True,
+        title="LS-VAE: learned sigma (epoch mean) per epoch",
+    )
     print(f"figures in {args.figures}")
 
 

@@ -37,8 +37,9 @@ def decoder_mean_radius(run_dir, draws=10000, seed=0):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("experiments/runs/sphere"))
     parser.add_argument("--figures", type=Path, default=Path("docs/figures/sphere"))
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 8, 32])
@@ -53,10 +54,29 @@ def main():
         for ratio in args.ratios:
             sigma = ratio * threshold
             run_dir = args.out / f"d{dim}-ratio{ratio:g}"
-            status = train(run_dir, [
-                "sphere", "--dim", dim, "--radius", 1.0, "--latent-dim", dim, "--gamma",
-                "fixed", "--sigma", f"{sigma:.6g}", "--stage", "1", "--epochs", args.epochs,
-                "--seed", args.seed], beside(run_dir, ".log"))
+            status = train(
+                run_dir,
+                [
+                    "sphere",
+                    "--dim",
+                    dim,
+                    "--radius",
+                    1.0,
+                    "--latent-dim",
+                    dim,
+                    "--gamma",
+                    "fixed",
+                    "--sigma",
+                    f"{sigma:.6g}",
+                    "--stage",
+                    "1",
+                    "--epochs",
+                    args.epochs,
+                    "--seed",
+                    args.seed,
+                ],
+                beside(run_dir, ".log"),
+            )
             if not (run_dir / "stage1.keras").is_file():
                 rows.append([dim, f"{sigma:.4g}", f"{ratio:g}", "", "", status])
                 continue
@@ -65,20 +85,35 @@ def main():
                 mean, std = decoder_mean_radius(run_dir)
                 radius_file.write_text(json.dumps({"mean": mean, "std": std}))
             radius = json.loads(radius_file.read_text())
-            rows.append([dim, f"{sigma:.4g}", f"{ratio:g}", f"{radius['mean']:.4f}",
-                         f"{radius['std']:.4f}", status])
+            rows.append(
+                [
+                    dim,
+                    f"{sigma:.4g}",
+                    f"{ratio:g}",
+                    f"{radius['mean']:.4f}",
+                    f"{radius['std']:.4f}",
+                    status,
+                ]
+            )
             xs.append(sigma)
             ys.append(radius["mean"])
-        curves[dim] = {f"mean radius of mu(z), D = {dim}": (xs, ys),
-                       f"threshold R / sqrt(D - 1) = {threshold:.3g}": ([threshold] * 2,
-                                                                       [0.0, 1.0])}
-    print(markdown_table(["D", "sigma / R", "sigma sqrt(D-1) / R", "mean radius of mu(z)",
-                          "std", "status"], rows))
+        curves[dim] = {
+            f"mean radius of mu(z), D = {dim}": (xs, ys),
+            f"threshold R / sqrt(D - 1) = {threshold:.3g}": ([threshold] * 2, [0.0, 1.0]),
+        }
+    print(
+        markdown_table(
+            ["D", "sigma / R", "sigma sqrt(D-1) / R", "mean radius of mu(z)", "std", "status"], rows
+        )
+    )
     from kvae import images
 
     for dim, series in curves.items():
-        images.save_line_plot(series, args.figures / f"radius_d{dim}.png",
-                              title=f"D = {dim}: radius of the decoder means vs sigma / R")
+        images.save_line_plot(
+            series,
+            args.figures / f"radius_d{dim}.png",
+            title=f"D = {dim}: radius of the decoder means vs sigma / R",
+        )
     print(f"figures in {args.figures}")
 
 

@@ -23,31 +23,63 @@ from pathlib import Path
 
 from common import beside, run, train
 
-FASHION = ["fashion_mnist", "--net", "infogan", "--fc-dim", "256", "--second-dim", "512",
-           "--epochs", "30", "--epochs2", "30", "--steps-per-epoch", "200",
-           "--lr", "1e-3", "--lr-epochs", "10", "--lr-fac", "0.5",
-           "--lr2", "1e-3", "--lr-epochs2", "10", "--lr-fac2", "0.5", "--xla", "on",
-           "--seed", "0"]
+FASHION = [
+    "fashion_mnist",
+    "--net",
+    "infogan",
+    "--fc-dim",
+    "256",
+    "--second-dim",
+    "512",
+    "--epochs",
+    "30",
+    "--epochs2",
+    "30",
+    "--steps-per-epoch",
+    "200",
+    "--lr",
+    "1e-3",
+    "--lr-epochs",
+    "10",
+    "--lr-fac",
+    "0.5",
+    "--lr2",
+    "1e-3",
+    "--lr-epochs2",
+    "10",
+    "--lr-fac2",
+    "0.5",
+    "--xla",
+    "on",
+    "--seed",
+    "0",
+]
 
 MODELS = {
     "fmnist_two_stage_computed": (
         FASHION + ["--gamma", "computed"],
-        "Fashion-MNIST, two stages, computed gamma (Asperti & Trentin)"),
+        "Fashion-MNIST, two stages, computed gamma (Asperti & Trentin)",
+    ),
     "fmnist_two_stage_learned": (
         FASHION + ["--gamma", "learned"],
-        "Fashion-MNIST, two stages, learned gamma (Dai & Wipf; LS-VAE)"),
+        "Fashion-MNIST, two stages, learned gamma (Dai & Wipf; LS-VAE)",
+    ),
     "fmnist_lv": (
         FASHION + ["--gamma", "pixel", "--min-sigma", "0.004", "--stage", "1"],
-        "Fashion-MNIST, LV-VAE: per-pixel sigma from the decoder, floored at 0.004"),
+        "Fashion-MNIST, LV-VAE: per-pixel sigma from the decoder, floored at 0.004",
+    ),
     "fmnist_mse": (
         FASHION + ["--gamma", "mse", "--stage", "1"],
-        "Fashion-MNIST, F-VAE with the plain MSE loss (sigma^2 = 1/2)"),
+        "Fashion-MNIST, F-VAE with the plain MSE loss (sigma^2 = 1/2)",
+    ),
     "manifold2d_ls": (
         ["manifold2d", "--gamma", "learned", "--stage", "1", "--epochs", "100", "--seed", "0"],
-        "2-D manifold of Berger & Sebag, LS-VAE (learned scalar sigma)"),
+        "2-D manifold of Berger & Sebag, LS-VAE (learned scalar sigma)",
+    ),
     "manifold2d_lv": (
         ["manifold2d", "--gamma", "pixel", "--stage", "1", "--epochs", "100", "--seed", "0"],
-        "2-D manifold of Berger & Sebag, LV-VAE (per-dimension sigma)"),
+        "2-D manifold of Berger & Sebag, LV-VAE (per-dimension sigma)",
+    ),
 }
 """name -> (kvae.train options, one-line description)."""
 
@@ -57,12 +89,14 @@ NOTES = {
         "likelihood of the exactly-black background is unbounded and training went NaN. It has "
         "the best ELBO of the Fashion-MNIST models but blurred reconstructions and poor samples: "
         "its learned sigma explains the residual instead of reducing it (docs/results.md, "
-        "parts 1 and 3)."),
+        "parts 1 and 3)."
+    ),
     "manifold2d_lv": (
         "Its decoder means cross the data instead of following it and one of its two latents "
         "is inactive: the same in all 5 seeds of docs/results.md part 1 and with lr 1e-4. It "
         "is shipped as the LV-VAE our setup gives, not as a good generator; manifold2d_ls is "
-        "the one that fits the data."),
+        "the one that fits the data."
+    ),
 }
 """What a user should know about a model, for its card."""
 
@@ -71,8 +105,9 @@ REUSED_RUNS = {"manifold2d_ls": "manifold2d/ls-seed0", "manifold2d_lv": "manifol
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=Path, default=Path("experiments/runs"))
     parser.add_argument("--zoo", type=Path, default=Path("zoo"))
     parser.add_argument("--only", nargs="+", choices=list(MODELS))
@@ -86,11 +121,25 @@ def main():
         print(f"{name}: {status}", flush=True)
         if status != "finished" or args.no_export:
             continue
-        code = run([sys.executable, "-m", "kvae.zoo", "export", run_dir, "--name", name,
-                    "--description", description, "--command",
-                    " ".join(["python -m kvae.train", *options, "--out", str(run_dir)]),
-                    "--zoo", args.zoo, *(["--notes", NOTES[name]] if name in NOTES else [])],
-                   log)
+        code = run(
+            [
+                sys.executable,
+                "-m",
+                "kvae.zoo",
+                "export",
+                run_dir,
+                "--name",
+                name,
+                "--description",
+                description,
+                "--command",
+                " ".join(["python -m kvae.train", *options, "--out", str(run_dir)]),
+                "--zoo",
+                args.zoo,
+                *(["--notes", NOTES[name]] if name in NOTES else []),
+            ],
+            log,
+        )
         print(f"{name}: export exited {code}", flush=True)
 
 

@@ -26,8 +26,10 @@ STAGES = ("1", "2", "both")
 def option(default, help, type=None, choices=None, on_command_line=True):  # noqa: A002
     """A dataclass field with its command-line metadata (argparse's help,
     type and choices)."""
-    return dataclasses.field(default=default, metadata={
-        "help": help, "type": type, "choices": choices, "cli": on_command_line})
+    return dataclasses.field(
+        default=default,
+        metadata={"help": help, "type": type, "choices": choices, "cli": on_command_line},
+    )
 
 
 @dataclasses.dataclass
@@ -37,55 +39,75 @@ class RunConfig:
     # -- data
     dataset: str = option(None, "dataset name (see kvae.data.DATASETS)", on_command_line=False)
     data_dir: str | None = option(
-        None, "tfds data folder, or a folder of idx files (also KVAE_DATA_DIR)", type=str)
+        None, "tfds data folder, or a folder of idx files (also KVAE_DATA_DIR)", type=str
+    )
     image_size: int = option(64, "imagefolder side", type=cli.positive_int)
     dim: int = option(8, "sphere dimension D", type=cli.positive_int)
     radius: float = option(1.0, "sphere radius R", type=cli.positive_float)
     # -- the model
     gamma: str = option("computed", "observation model of stage 1", choices=GAMMAS)
-    sigma: float | None = option(None, "gamma for --gamma fixed",
-                                      type=cli.positive_float)
+    sigma: float | None = option(None, "gamma for --gamma fixed", type=cli.positive_float)
     sigma_schedule: list[float] | None = option(
-        None, "--gamma fixed with a sigma per epoch: a CSV with columns epoch and sigma, or "
-              "the metrics.csv of a learned-gamma run (its stage-1 gamma column); epochs "
-              "past its end keep the last value", type=str)
+        None,
+        "--gamma fixed with a sigma per epoch: a CSV with columns epoch and sigma, or "
+        "the metrics.csv of a learned-gamma run (its stage-1 gamma column); epochs "
+        "past its end keep the last value",
+        type=str,
+    )
     min_sigma: float | None = option(
-        None, "--gamma pixel only: a floor on the per-pixel sigma (off by default, as the "
-              "paper; bounds the likelihood of exactly-0 pixels)", type=cli.positive_float)
-    kl_weight: float = option(1.0, "weight of the KL term (a recipe may give "
-                                   "'(2H/latent_dim)^2', Asperti & Trentin's)",
-                              type=cli.non_negative_float)
+        None,
+        "--gamma pixel only: a floor on the per-pixel sigma (off by default, as the "
+        "paper; bounds the likelihood of exactly-0 pixels)",
+        type=cli.positive_float,
+    )
+    kl_weight: float = option(
+        1.0,
+        "weight of the KL term (a recipe may give '(2H/latent_dim)^2', Asperti & Trentin's)",
+        type=cli.non_negative_float,
+    )
     gamma2: str | None = option(
-        None, "observation model of stage 2 (default: computed for a computed stage 1, "
-              "else learned)", choices=STAGE2_GAMMAS)
+        None,
+        "observation model of stage 2 (default: computed for a computed stage 1, else learned)",
+        choices=STAGE2_GAMMAS,
+    )
     net: str = option("infogan", "stage-1 network", choices=networks.STAGE1_NETWORKS)
-    net_config: dict = option(None, "the network's options (see add_arguments)", on_command_line=False)
-    latent_dim: int = option(64, "latent dimensions of stage 1 (and 2)",
-                             type=cli.positive_int)
-    second_dim: int = option(stage2_network.DEFAULTS["second_dim"], "stage-2 width",
-                             type=cli.positive_int)
-    second_depth: int = option(stage2_network.DEFAULTS["second_depth"], "stage-2 depth",
-                               type=cli.positive_int)
+    net_config: dict = option(
+        None, "the network's options (see add_arguments)", on_command_line=False
+    )
+    latent_dim: int = option(64, "latent dimensions of stage 1 (and 2)", type=cli.positive_int)
+    second_dim: int = option(
+        stage2_network.DEFAULTS["second_dim"], "stage-2 width", type=cli.positive_int
+    )
+    second_depth: int = option(
+        stage2_network.DEFAULTS["second_depth"], "stage-2 depth", type=cli.positive_int
+    )
     # -- the schedule
     batch_size: int = option(64, "examples per batch", type=cli.positive_int)
     steps_per_epoch: int | None = option(
-        None, "batches per epoch (default: one pass, remainder dropped)",
-        type=cli.positive_int)
+        None, "batches per epoch (default: one pass, remainder dropped)", type=cli.positive_int
+    )
     epochs: int = option(400, "stage-1 epochs", type=cli.positive_int)
     lr: float = option(1e-4, "stage-1 learning rate", type=cli.positive_float)
-    lr_epochs: int = option(150, "multiply the lr by --lr-fac every this many epochs "
-                                 "(0: never)", type=cli.non_negative_int)
+    lr_epochs: int = option(
+        150,
+        "multiply the lr by --lr-fac every this many epochs (0: never)",
+        type=cli.non_negative_int,
+    )
     lr_fac: float = option(0.5, "the stage-1 learning-rate factor", type=cli.positive_float)
     epochs2: int = option(800, "stage-2 epochs", type=cli.positive_int)
     lr2: float = option(1e-4, "stage-2 learning rate", type=cli.positive_float)
     lr_epochs2: int = option(300, "stage-2 --lr-epochs", type=cli.non_negative_int)
     lr_fac2: float = option(0.5, "stage-2 --lr-fac", type=cli.positive_float)
-    stage: str = option("both", "stages to train (2 needs a finished stage 1 in --out)",
-                        choices=STAGES)
-    precision: str = option("float32", "compute precision of the networks",
-                            choices=PRECISIONS)
-    xla: str = option("auto", "XLA-compile the train step (auto: Keras's choice, off on "
-                              "CPU-only TensorFlow, on for GPUs and JAX)", choices=XLA_CHOICES)
+    stage: str = option(
+        "both", "stages to train (2 needs a finished stage 1 in --out)", choices=STAGES
+    )
+    precision: str = option("float32", "compute precision of the networks", choices=PRECISIONS)
+    xla: str = option(
+        "auto",
+        "XLA-compile the train step (auto: Keras's choice, off on "
+        "CPU-only TensorFlow, on for GPUs and JAX)",
+        choices=XLA_CHOICES,
+    )
     seed: int = option(0, "seeds every random stream (kvae.seeds)", type=int)
     source: str = option("", "where the recipe comes from", on_command_line=False)
 
@@ -134,6 +156,10 @@ def add_arguments(parser):
         group.add_argument("--" + field.name.replace("_", "-"), **kwargs)
     nets = parser.add_argument_group("network options (defaults: the network's)")
     for key, owners in network_options().items():
-        nets.add_argument("--" + key.replace("_", "-"), type=cli.positive_int, default=None,
-                          help=f"{', '.join(owners)} option")
+        nets.add_argument(
+            "--" + key.replace("_", "-"),
+            type=cli.positive_int,
+            default=None,
+            help=f"{', '.join(owners)} option",
+        )
     return parser

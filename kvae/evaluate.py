@@ -43,40 +43,73 @@ FULL_EVALUATION = 10000
 
 
 def build_parser():
-    parser = cli.Parser(prog="python -m kvae.evaluate", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(
+        prog="python -m kvae.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("source", help="a run folder or a stage-1 .keras file")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--num-images", type=cli.positive_int, default=FULL_EVALUATION,
-                        help="examples of the split, and generated examples per set "
-                             "(default 10000, the originals' protocol)")
+    parser.add_argument(
+        "--num-images",
+        type=cli.positive_int,
+        default=FULL_EVALUATION,
+        help="examples of the split, and generated examples per set "
+        "(default 10000, the originals' protocol)",
+    )
     parser.add_argument("--split", choices=("train", "validation", "test"), default="test")
     parser.add_argument("--dataset", help="the dataset, for a checkpoint outside a run folder")
     parser.add_argument("--data-dir", type=Path, help="as kvae.train's --data-dir")
     parser.add_argument("--stage2", type=Path, help="the stage-2 .keras file (with a checkpoint)")
-    parser.add_argument("--best", action="store_true",
-                        help="evaluate a run folder's stage*_best.keras (default: the latest)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seeds every random draw (default 0)")
+    parser.add_argument(
+        "--best",
+        action="store_true",
+        help="evaluate a run folder's stage*_best.keras (default: the latest)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seeds every random draw (default 0)")
     parser.add_argument("--batch-size", type=cli.positive_int, default=250)
-    parser.add_argument("--iwae", type=cli.positive_int, default=1, metavar="K",
-                        help="draws of z per example; K > 1 also reports the "
-                             "importance-weighted bound (default 1)")
-    parser.add_argument("--fid", choices=("auto", "on", "off"), default="auto",
-                        help="auto: FID when the Inception weights are found; on: fail "
-                             "without them; off: skip")
-    parser.add_argument("--inception-weights", type=Path,
-                        help="the Inception-v3 notop .h5 (default: the Keras cache)")
-    parser.add_argument("--latent-noise", choices=("auto", "on", "off"), default="auto",
-                        help="add gamma_z noise to stage-2 latents (Dai & Wipf) or not "
-                             "(Asperti & Trentin); auto: on when stage 2 learns its gamma")
-    parser.add_argument("--normalize-latents", action="store_true",
-                        help="scale stage-2 latents to unit average std (Asperti & Trentin "
-                             "Sec. IV-B)")
-    parser.add_argument("--temperature", type=cli.non_negative_float, default=1.0,
-                        help="std of the prior draws for generation (default 1)")
-    parser.add_argument("--gain-images", type=cli.positive_int, default=1000,
-                        help="examples for the per-latent reconstruction gain (default 1000)")
+    parser.add_argument(
+        "--iwae",
+        type=cli.positive_int,
+        default=1,
+        metavar="K",
+        help="draws of z per example; K > 1 also reports the importance-weighted bound (default 1)",
+    )
+    parser.add_argument(
+        "--fid",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="auto: FID when the Inception weights are found; on: fail without them; off: skip",
+    )
+    parser.add_argument(
+        "--inception-weights",
+        type=Path,
+        help="the Inception-v3 notop .h5 (default: the Keras cache)",
+    )
+    parser.add_argument(
+        "--latent-noise",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="add gamma_z noise to stage-2 latents (Dai & Wipf) or not "
+        "(Asperti & Trentin); auto: on when stage 2 learns its gamma",
+    )
+    parser.add_argument(
+        "--normalize-latents",
+        action="store_true",
+        help="scale stage-2 latents to unit average std (Asperti & Trentin Sec. IV-B)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=cli.non_negative_float,
+        default=1.0,
+        help="std of the prior draws for generation (default 1)",
+    )
+    parser.add_argument(
+        "--gain-images",
+        type=cli.positive_int,
+        default=1000,
+        help="examples for the per-latent reconstruction gain (default 1000)",
+    )
     return parser
 
 
@@ -142,15 +175,22 @@ def load_examples(config, split, count, shape):
     """The first `count` examples of the split, checked against the model."""
     try:
         examples = data.load_split(
-            config["dataset"], split, config.get("data_dir"),
+            config["dataset"],
+            split,
+            config.get("data_dir"),
             image_size=config.get("image_size") or (shape[0] if len(shape) == 3 else 64),
             dim=config.get("dim") or (shape[0] if len(shape) == 1 else 8),
-            radius=config.get("radius") or 1.0, seed=config.get("seed") or 0, count=count)
+            radius=config.get("radius") or 1.0,
+            seed=config.get("seed") or 0,
+            count=count,
+        )
     except ValueError as error:
         raise UsageError(str(error)) from error
     if tuple(examples.shape[1:]) != tuple(shape):
-        raise UsageError(f"{config['dataset']} examples have shape {examples.shape[1:]}, the "
-                         f"model takes {tuple(shape)}")
+        raise UsageError(
+            f"{config['dataset']} examples have shape {examples.shape[1:]}, the "
+            f"model takes {tuple(shape)}"
+        )
     return examples[:count]
 
 
@@ -172,11 +212,18 @@ def generated_sets(model, count, seed, temperature, batch_size):
     `seeds.generation_batch_seed(seed, b)`."""
     sets = {}
     for stage in model.stages:
-        sets[f"gen{stage}"] = np.concatenate([
-            model.generate(min(batch_size, count - start), mode="mean", stage=stage,
-                           seed=seeds.generation_batch_seed(seed, index),
-                           temperature=temperature)
-            for index, start in enumerate(range(0, count, batch_size))])
+        sets[f"gen{stage}"] = np.concatenate(
+            [
+                model.generate(
+                    min(batch_size, count - start),
+                    mode="mean",
+                    stage=stage,
+                    seed=seeds.generation_batch_seed(seed, index),
+                    temperature=temperature,
+                )
+                for index, start in enumerate(range(0, count, batch_size))
+            ]
+        )
     return sets
 
 
@@ -190,14 +237,31 @@ def frechet_distances(extractor, real, fakes, progress, label):
     distances = {}
     for name, images in fakes.items():
         progress(f"{label}: features of {len(images)} {name} images")
-        distances[name] = round(metrics.frechet_distance(
-            *real_statistics, *metrics.gaussian_statistics(extractor(images))), 6)
+        distances[name] = round(
+            metrics.frechet_distance(
+                *real_statistics, *metrics.gaussian_statistics(extractor(images))
+            ),
+            6,
+        )
     return distances
 
 
-def evaluate(model, real, dataset, out=None, split="test", seed=0, batch_size=250, iwae=1,
-             fid="auto", inception_weights=None, normalize_latents=False, temperature=1.0,
-             gain_images=1000, progress=None):
+def evaluate(
+    model,
+    real,
+    dataset,
+    out=None,
+    split="test",
+    seed=0,
+    batch_size=250,
+    iwae=1,
+    fid="auto",
+    inception_weights=None,
+    normalize_latents=False,
+    temperature=1.0,
+    gain_images=1000,
+    progress=None,
+):
     """Evaluate a model on real examples; return the metrics dict.
 
     Args:
@@ -230,12 +294,17 @@ def evaluate(model, real, dataset, out=None, split="test", seed=0, batch_size=25
     if normalize_latents:
         if stage2 is None:
             raise UsageError("--normalize-latents needs a stage 2")
-        model = TwoStageVAE(stage1, stage2, model.latent_noise, model.estimate_latent_scale(),
-                            model.name, model.card)
+        model = TwoStageVAE(
+            stage1,
+            stage2,
+            model.latent_noise,
+            model.estimate_latent_scale(),
+            model.name,
+            model.card,
+        )
     shape = tuple(stage1.data_shape)
     if tuple(real.shape[1:]) != shape:
-        raise UsageError(f"{dataset} examples have shape {real.shape[1:]}, the model takes "
-                         f"{shape}")
+        raise UsageError(f"{dataset} examples have shape {real.shape[1:]}, the model takes {shape}")
     images = len(shape) == 3
     num_dims = int(np.prod(shape))
     keras.utils.set_random_seed(seed)
@@ -255,9 +324,12 @@ def evaluate(model, real, dataset, out=None, split="test", seed=0, batch_size=25
         "device": cli.device_name(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": {
-            "dataset": dataset, "data_shape": list(shape),
-            "latent_dim": stage1.latent_dim, "gamma_mode": stage1.gamma_mode,
-            "gamma": stage1.gamma(), "min_sigma": stage1.min_sigma,
+            "dataset": dataset,
+            "data_shape": list(shape),
+            "latent_dim": stage1.latent_dim,
+            "gamma_mode": stage1.gamma_mode,
+            "gamma": stage1.gamma(),
+            "min_sigma": stage1.min_sigma,
             "kl_weight": stage1.kl_weight,
         },
     }
@@ -265,8 +337,9 @@ def evaluate(model, real, dataset, out=None, split="test", seed=0, batch_size=25
     progress("encoding")
     mu, log_sigma = metrics.encode(stage1, real, batch_size)
     progress("reconstructions")
-    reconstructions = metrics.reconstruct(stage1, real, sample=True, seed=seed,
-                                          batch_size=batch_size)
+    reconstructions = metrics.reconstruct(
+        stage1, real, sample=True, seed=seed, batch_size=batch_size
+    )
     reconstructions_from_mu = metrics.reconstruct(stage1, real, batch_size=batch_size)
     result["mse"] = float(np.mean(metrics.squared_error(real, reconstructions)))
     result["mse_from_mu"] = float(np.mean(metrics.squared_error(real, reconstructions_from_mu)))
@@ -274,45 +347,61 @@ def evaluate(model, real, dataset, out=None, split="test", seed=0, batch_size=25
     progress(f"ELBO ({iwae} draw{'s' if iwae > 1 else ''} of z per example)")
     bound = metrics.elbo(stage1, real, samples=iwae, seed=seed, batch_size=batch_size)
     elbo_nats = float(bound["elbo"].mean())
-    result.update({
-        "elbo_nats": elbo_nats,
-        "elbo_nats_sem": float(bound["elbo"].std() / math.sqrt(count)),
-        "bits_per_dim": metrics.bits_per_dim(-elbo_nats, num_dims),
-        "elbo_bits_per_dim": metrics.bits_per_dim(elbo_nats, num_dims),
-        "log_likelihood_nats": float(bound["log_likelihood"].mean()),
-        "kl_nats": float(bound["kl"].mean()),
-    })
+    result.update(
+        {
+            "elbo_nats": elbo_nats,
+            "elbo_nats_sem": float(bound["elbo"].std() / math.sqrt(count)),
+            "bits_per_dim": metrics.bits_per_dim(-elbo_nats, num_dims),
+            "elbo_bits_per_dim": metrics.bits_per_dim(elbo_nats, num_dims),
+            "log_likelihood_nats": float(bound["log_likelihood"].mean()),
+            "kl_nats": float(bound["kl"].mean()),
+        }
+    )
     if "iwae" in bound:
         iwae_nats = float(bound["iwae"].mean())
-        result.update({"iwae_nats": iwae_nats,
-                       "iwae_bits_per_dim": metrics.bits_per_dim(-iwae_nats, num_dims)})
+        result.update(
+            {
+                "iwae_nats": iwae_nats,
+                "iwae_bits_per_dim": metrics.bits_per_dim(-iwae_nats, num_dims),
+            }
+        )
 
     progress("variance law, inactive latents, reconstruction gain")
     law = metrics.variance_law(mu, log_sigma)
     inactive = metrics.inactive_latents(law["mean_sigma2"])
     gain_count = min(gain_images, count)
     gains = metrics.reconstruction_gain(stage1, real[:gain_count], mu[:gain_count], batch_size)
-    result.update({
-        "variance_law": float(law["law"].mean()),
-        "variance_law_mean_sigma": float(law["law_mean_sigma"].mean()),
-        "inactive_latents": int(inactive.sum()),
-        "active_latents": int((~inactive).sum()),
-        "latents": [{"index": j, "var_mu": float(law["var_mu"][j]),
-                     "mean_sigma2": float(law["mean_sigma2"][j]),
-                     "mean_sigma": float(law["mean_sigma"][j]),
-                     "variance_law": float(law["law"][j]),
-                     "inactive": bool(inactive[j]),
-                     "reconstruction_gain": float(gains[j])} for j in range(len(inactive))],
-    })
+    result.update(
+        {
+            "variance_law": float(law["law"].mean()),
+            "variance_law_mean_sigma": float(law["law_mean_sigma"].mean()),
+            "inactive_latents": int(inactive.sum()),
+            "active_latents": int((~inactive).sum()),
+            "latents": [
+                {
+                    "index": j,
+                    "var_mu": float(law["var_mu"][j]),
+                    "mean_sigma2": float(law["mean_sigma2"][j]),
+                    "mean_sigma": float(law["mean_sigma"][j]),
+                    "variance_law": float(law["law"][j]),
+                    "inactive": bool(inactive[j]),
+                    "reconstruction_gain": float(gains[j]),
+                }
+                for j in range(len(inactive))
+            ],
+        }
+    )
 
     if stage2 is not None:
         z = model.sample_posterior(mu, log_sigma, seed)
         stage2_law = metrics.variance_law(*metrics.encode(stage2, z, batch_size))
         result["stage2"] = {
-            "gamma_mode": stage2.gamma_mode, "gamma": stage2.gamma(),
+            "gamma_mode": stage2.gamma_mode,
+            "gamma": stage2.gamma(),
             "variance_law": float(stage2_law["law"].mean()),
             "inactive_latents": int(metrics.inactive_latents(stage2_law["mean_sigma2"]).sum()),
-            "latent_noise": model.latent_noise, "latent_scale": model.latent_scale,
+            "latent_noise": model.latent_noise,
+            "latent_scale": model.latent_scale,
         }
 
     progress("generation")
@@ -321,9 +410,10 @@ def evaluate(model, real, dataset, out=None, split="test", seed=0, batch_size=25
 
     if images and shape == features.FMNIST_SHAPE:
         extractor = features.FashionMnistFeatures()
-        result["fd_fmnist"] = {**frechet_distances(extractor, real_float, fakes, progress,
-                                                   "FD-fmnist"),
-                               "protocol": extractor.protocol()}
+        result["fd_fmnist"] = {
+            **frechet_distances(extractor, real_float, fakes, progress, "FD-fmnist"),
+            "protocol": extractor.protocol(),
+        }
     if not images:
         result["fid"] = {"available": False, "reason": "FID is defined for images only"}
     elif fid == "off":
@@ -331,15 +421,28 @@ def evaluate(model, real, dataset, out=None, split="test", seed=0, batch_size=25
     elif inception is None:
         result["fid"] = {"available": False, "reason": fid_missing}
     else:
-        result["fid"] = {**frechet_distances(inception, real_float, fakes, progress, "FID"),
-                         "protocol": inception.protocol()}
+        result["fid"] = {
+            **frechet_distances(inception, real_float, fakes, progress, "FID"),
+            "protocol": inception.protocol(),
+        }
 
-    result["protocol"] = protocol(dataset, split, seed, temperature, iwae, gain_images, count,
-                                  num_dims, model, normalize_latents)
+    result["protocol"] = protocol(
+        dataset,
+        split,
+        seed,
+        temperature,
+        iwae,
+        gain_images,
+        count,
+        num_dims,
+        model,
+        normalize_latents,
+    )
     if out is not None:
         progress("pictures")
-        result["pictures"] = draw_pictures(out, stage1, real_float, reconstructions,
-                                           generated, law["mean_sigma2"], inactive, seed)
+        result["pictures"] = draw_pictures(
+            out, stage1, real_float, reconstructions, generated, law["mean_sigma2"], inactive, seed
+        )
     return result
 
 
@@ -360,63 +463,80 @@ def evaluate_command(args, progress=None):
     progress(f"loading {args.num_images} {args.split} examples of {config['dataset']}")
     real = load_examples(config, args.split, args.num_images, stage1.data_shape)
     result = {"command": "python -m kvae.evaluate " + " ".join(shlex.quote(a) for a in args.argv)}
-    result.update(evaluate(
-        model, real, config["dataset"], out=args.out, split=args.split, seed=args.seed,
-        batch_size=args.batch_size, iwae=args.iwae, fid=args.fid,
-        inception_weights=args.inception_weights, normalize_latents=args.normalize_latents,
-        temperature=args.temperature, gain_images=args.gain_images, progress=progress))
-    result["model"].update({
-        "stage1": str(stage1_path), "stage1_sha256": cli.file_digest(stage1_path),
-        "stage2": str(stage2_path) if stage2_path else None,
-        "stage2_sha256": cli.file_digest(stage2_path) if stage2_path else None,
-    })
+    result.update(
+        evaluate(
+            model,
+            real,
+            config["dataset"],
+            out=args.out,
+            split=args.split,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            iwae=args.iwae,
+            fid=args.fid,
+            inception_weights=args.inception_weights,
+            normalize_latents=args.normalize_latents,
+            temperature=args.temperature,
+            gain_images=args.gain_images,
+            progress=progress,
+        )
+    )
+    result["model"].update(
+        {
+            "stage1": str(stage1_path),
+            "stage1_sha256": cli.file_digest(stage1_path),
+            "stage2": str(stage2_path) if stage2_path else None,
+            "stage2_sha256": cli.file_digest(stage2_path) if stage2_path else None,
+        }
+    )
     return result
 
 
-def protocol(dataset, split, seed, temperature, iwae, gain_images, count, num_dims, model,
-             normalize_latents):
+def protocol(
+    dataset, split, seed, temperature, iwae, gain_images, count, num_dims, model, normalize_latents
+):
     """How every number was obtained, in words, for metrics.json."""
-    generation = (f"GEN-1: stage-1 decoder means at z ~ N(0, {temperature:g}^2 I); ")
+    generation = f"GEN-1: stage-1 decoder means at z ~ N(0, {temperature:g}^2 I); "
     if model.stage2 is not None:
-        generation += (f"GEN-2: u ~ N(0, {temperature:g}^2 I) -> stage-2 decoder mean"
-                       f"{' + gamma_z * eps' if model.latent_noise else ''}"
-                       f"{' -> scaled to unit average std' if normalize_latents else ''}"
-                       " -> stage-1 decoder mean; ")
+        generation += (
+            f"GEN-2: u ~ N(0, {temperature:g}^2 I) -> stage-2 decoder mean"
+            f"{' + gamma_z * eps' if model.latent_noise else ''}"
+            f"{' -> scaled to unit average std' if normalize_latents else ''}"
+            " -> stage-1 decoder mean; "
+        )
     return {
         "split": split,
         "num_images": count,
         "examples": f"the first {count} examples of the {dataset} {split} "
-                    "split, in the dataset's order",
+        "split, in the dataset's order",
         "seed": seed,
         "random_draws": "a NumPy generator per batch (kvae.seeds): reconstruction and ELBO "
-                        "batch b from seed + b, generated batch b from seed + "
-                        f"{seeds.GENERATION_BATCH_STRIDE} (b + 1), read in the order of the "
-                        "generation protocol (kvae.generation)",
+        "batch b from seed + b, generated batch b from seed + "
+        f"{seeds.GENERATION_BATCH_STRIDE} (b + 1), read in the order of the "
+        "generation protocol (kvae.generation)",
         "reconstruction": "decoder mean at z = mu + sigma * eps (sampled, as the originals); "
-                          "mse_from_mu uses z = mu",
+        "mse_from_mu uses z = mu",
         "mse": "mean over examples and dimensions of (x - reconstruction)^2, x in [0, 1], "
-               "reconstructions not clipped",
+        "reconstructions not clipped",
         "elbo": f"mean over examples of log p(x|z) - KL(q(z|x) || N(0, I)), KL weight 1, "
-                f"{iwae} draw(s) of z, gamma terms and 1/2 log 2 pi included; a "
-                f"continuous density on data in [0, 1], no dequantisation; "
-                f"bits_per_dim = -elbo_nats / ({num_dims} ln 2), elbo_bits_per_dim = its "
-                "negative (the sign of Berger & Sebag's Table 2)",
+        f"{iwae} draw(s) of z, gamma terms and 1/2 log 2 pi included; a "
+        f"continuous density on data in [0, 1], no dequantisation; "
+        f"bits_per_dim = -elbo_nats / ({num_dims} ln 2), elbo_bits_per_dim = its "
+        "negative (the sign of Berger & Sebag's Table 2)",
         "variance_law": "mean over latents of Var_n(mu) + mean_n sigma^2 (Asperti & Trentin "
-                        "Eq. 7); variance_law_mean_sigma: Var_n(mu) + mean_n sigma, the "
-                        "original BalancingVAE code's variant",
-        "inactive_latents": "latents with mean_n sigma^2 >= 0.8 (Asperti & Trentin, "
-                            "footnote 3)",
+        "Eq. 7); variance_law_mean_sigma: Var_n(mu) + mean_n sigma, the "
+        "original BalancingVAE code's variant",
+        "inactive_latents": "latents with mean_n sigma^2 >= 0.8 (Asperti & Trentin, footnote 3)",
         "reconstruction_gain": f"per latent, on the first {min(gain_images, count)} "
-                               "examples: MSE of the reconstruction from mu with that latent "
-                               "set to 0, minus the MSE from mu (Asperti 2019, Sec. 5)",
+        "examples: MSE of the reconstruction from mu with that latent "
+        "set to 0, minus the MSE from mu (Asperti 2019, Sec. 5)",
         "generation": generation + f"{count} examples per set, decoder means, not clipped",
         "frechet_distances": "rec / gen1 / gen2 against the same real examples; images "
-                             "clipped to [0, 1]; covariance unbiased (np.cov)",
+        "clipped to [0, 1]; covariance unbiased (np.cov)",
     }
 
 
-def draw_pictures(out, stage1, real, reconstructions, generated, mean_sigma2, inactive,
-                  seed):
+def draw_pictures(out, stage1, real, reconstructions, generated, mean_sigma2, inactive, seed):
     """The PNGs of an evaluation; returns {name: file name}."""
     from kvae import images
 
@@ -426,19 +546,25 @@ def draw_pictures(out, stage1, real, reconstructions, generated, mean_sigma2, in
     columns = PICTURE_COLUMNS
     z = stage1.sample_prior(columns if not vectors else 500, seed=seed)
     means = stage1.generate_from(z, mode="mean")
-    draws = [stage1.generate_from(z, mode="sample", seed=seeds.picture_row_seed(seed, row))
-             for row in range(1 if vectors else 3)]
+    draws = [
+        stage1.generate_from(z, mode="sample", seed=seeds.picture_row_seed(seed, row))
+        for row in range(1 if vectors else 3)
+    ]
     if vectors:
         shown = real[:500]
-        images.save_scatter({"data": shown, "reconstruction": reconstructions[:500]},
-                            out / "reconstructions.png")
-        images.save_scatter({"data": shown, "sample": draws[0], "mean": means},
-                            out / "samples_ancestral.png")
-        images.save_scatter({"data": shown, "mean": generated["gen1"][:500]},
-                            out / "samples_mean.png")
+        images.save_scatter(
+            {"data": shown, "reconstruction": reconstructions[:500]}, out / "reconstructions.png"
+        )
+        images.save_scatter(
+            {"data": shown, "sample": draws[0], "mean": means}, out / "samples_ancestral.png"
+        )
+        images.save_scatter(
+            {"data": shown, "mean": generated["gen1"][:500]}, out / "samples_mean.png"
+        )
         if "gen2" in generated:
-            images.save_scatter({"data": shown, "mean": generated["gen2"][:500]},
-                                out / "samples_stage2.png")
+            images.save_scatter(
+                {"data": shown, "mean": generated["gen2"][:500]}, out / "samples_stage2.png"
+            )
     else:
         pairs = []
         for row in range(5):
@@ -446,20 +572,28 @@ def draw_pictures(out, stage1, real, reconstructions, generated, mean_sigma2, in
             pairs += [real[window], reconstructions[window]]
         images.save_grid(np.concatenate(pairs), out / "reconstructions.png", columns, scale=2)
         images.save_grid(generated["gen1"][:100], out / "samples_mean.png", columns, scale=2)
-        images.save_grid(np.concatenate([means, *draws]), out / "samples_ancestral.png",
-                         columns, scale=2)
+        images.save_grid(
+            np.concatenate([means, *draws]), out / "samples_ancestral.png", columns, scale=2
+        )
         if "gen2" in generated:
-            images.save_grid(generated["gen2"][:100], out / "samples_stage2.png", columns,
-                             scale=2)
+            images.save_grid(generated["gen2"][:100], out / "samples_stage2.png", columns, scale=2)
     images.save_bar_plot(
-        mean_sigma2, out / "latent_variance.png", highlighted=np.flatnonzero(inactive),
+        mean_sigma2,
+        out / "latent_variance.png",
+        highlighted=np.flatnonzero(inactive),
         threshold=INACTIVE_THRESHOLD,
         title=f"mean sigma^2 per latent (0..{len(mean_sigma2) - 1})\n"
-              f"red: inactive (>= {INACTIVE_THRESHOLD}), {int(inactive.sum())} of "
-              f"{len(inactive)}; line: {INACTIVE_THRESHOLD}; top: "
-              f"{max(1.0, float(np.max(mean_sigma2))):.2f}")
-    for name in ("reconstructions", "samples_mean", "samples_ancestral", "samples_stage2",
-                 "latent_variance"):
+        f"red: inactive (>= {INACTIVE_THRESHOLD}), {int(inactive.sum())} of "
+        f"{len(inactive)}; line: {INACTIVE_THRESHOLD}; top: "
+        f"{max(1.0, float(np.max(mean_sigma2))):.2f}",
+    )
+    for name in (
+        "reconstructions",
+        "samples_mean",
+        "samples_ancestral",
+        "samples_stage2",
+        "latent_variance",
+    ):
         if (out / f"{name}.png").is_file():
             pictures[name] = f"{name}.png"
     return pictures
@@ -482,12 +616,15 @@ def main(argv=None):
         print(f"kvae.evaluate: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     cli.write_json(args.out / "metrics.json", result)
-    summary = {key: result[key] for key in ("elbo_nats", "bits_per_dim", "mse", "variance_law",
-                                            "inactive_latents")}
+    summary = {
+        key: result[key]
+        for key in ("elbo_nats", "bits_per_dim", "mse", "variance_law", "inactive_latents")
+    }
     for key in ("fd_fmnist", "fid"):
         if key in result and "rec" in result[key]:
-            summary[key] = {name: result[key][name] for name in ("rec", "gen1", "gen2")
-                            if name in result[key]}
+            summary[key] = {
+                name: result[key][name] for name in ("rec", "gen1", "gen2") if name in result[key]
+            }
     print(json.dumps(summary))
     print(f"wrote {args.out / 'metrics.json'}", flush=True)
     return 0

@@ -57,15 +57,19 @@ def inception_weights(path=None):
     candidate = Path(path) if path is not None else cached
     if candidate.is_file():
         return candidate
-    where = f"--inception-weights {candidate} does not exist" if path is not None else \
-        f"no Inception-v3 weights in the Keras cache ({cached})"
+    where = (
+        f"--inception-weights {candidate} does not exist"
+        if path is not None
+        else f"no Inception-v3 weights in the Keras cache ({cached})"
+    )
     raise InceptionUnavailable(
         f"FID needs the ImageNet Inception-v3 weights: {where}. On a machine with internet, "
-        "run `python -c \"import keras; keras.applications.InceptionV3(include_top=False, "
+        'run `python -c "import keras; keras.applications.InceptionV3(include_top=False, '
         "weights='imagenet')\"` once (it caches "
         f"{INCEPTION_FILE} under ~/.keras/models), or download it from "
         "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
-        f"{INCEPTION_FILE} and pass --inception-weights PATH. No FID is reported without them.")
+        f"{INCEPTION_FILE} and pass --inception-weights PATH. No FID is reported without them."
+    )
 
 
 def to_rgb(images):
@@ -92,19 +96,22 @@ class InceptionFeatures:
         self.md5 = file_digest(self.weights, "md5")
         self.batch_size = batch_size
         self.network = keras.applications.InceptionV3(
-            include_top=False, weights=str(self.weights), pooling="avg",
-            input_shape=(INCEPTION_SIDE, INCEPTION_SIDE, 3))
+            include_top=False,
+            weights=str(self.weights),
+            pooling="avg",
+            input_shape=(INCEPTION_SIDE, INCEPTION_SIDE, 3),
+        )
 
     def protocol(self):
         return {
-            "network": "Keras applications InceptionV3, include_top=False, pooling='avg' "
-                       "(2048-d)",
-            "weights": str(self.weights), "weights_md5": self.md5,
+            "network": "Keras applications InceptionV3, include_top=False, pooling='avg' (2048-d)",
+            "weights": str(self.weights),
+            "weights_md5": self.md5,
             "weights_are_keras_imagenet": self.md5 == INCEPTION_MD5,
             "preprocessing": "clip to [0, 1], grey to RGB, bilinear resize to 299x299 (no "
-                             "antialias), x * 2 - 1",
+            "antialias), x * 2 - 1",
             "note": "Keras's ImageNet weights are not the 2015 TF graph of the papers' FID "
-                    "code; numbers are comparable with each other, not with the papers'.",
+            "code; numbers are comparable with each other, not with the papers'.",
         }
 
     def __call__(self, images):
@@ -112,11 +119,11 @@ class InceptionFeatures:
 
         outputs = []
         for start in range(0, len(images), self.batch_size):
-            batch = to_rgb(images[start:start + self.batch_size])
-            batch = ops.image.resize(batch, (INCEPTION_SIDE, INCEPTION_SIDE),
-                                     interpolation="bilinear", antialias=False)
-            outputs.append(ops.convert_to_numpy(self.network(batch * 2.0 - 1.0,
-                                                             training=False)))
+            batch = to_rgb(images[start : start + self.batch_size])
+            batch = ops.image.resize(
+                batch, (INCEPTION_SIDE, INCEPTION_SIDE), interpolation="bilinear", antialias=False
+            )
+            outputs.append(ops.convert_to_numpy(self.network(batch * 2.0 - 1.0, training=False)))
         return np.concatenate(outputs).astype(np.float64)
 
 
@@ -150,19 +157,22 @@ class FashionMnistFeatures:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"The Fashion-MNIST classifier is missing: {self.path}. "
-                                    "Retrain it with python -m kvae.features "
-                                    "train-fmnist-classifier.")
+            raise FileNotFoundError(
+                f"The Fashion-MNIST classifier is missing: {self.path}. "
+                "Retrain it with python -m kvae.features "
+                "train-fmnist-classifier."
+            )
         classifier = keras.saving.load_model(self.path, compile=False)
-        self.network = keras.Model(classifier.input,
-                                   classifier.get_layer(FMNIST_FEATURES_LAYER).output)
+        self.network = keras.Model(
+            classifier.input, classifier.get_layer(FMNIST_FEATURES_LAYER).output
+        )
         self.md5 = file_digest(self.path, "md5")
         self.batch_size = batch_size
 
     def protocol(self):
         return {
             "network": "kvae's Fashion-MNIST classifier (kvae/assets/fmnist_classifier.keras), "
-                       "128-d 'features' layer; see docs/evaluation.md",
+            "128-d 'features' layer; see docs/evaluation.md",
             "weights_md5": self.md5,
             "preprocessing": "clip to [0, 1], native 28x28x1",
             "note": "FD-fmnist, not FID: the Frechet distance on these features.",
@@ -174,9 +184,12 @@ class FashionMnistFeatures:
         images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
         if images.shape[1:] != FMNIST_SHAPE:
             raise ValueError(f"FD-fmnist takes 28x28x1 images. Received: shape={images.shape}")
-        outputs = [ops.convert_to_numpy(self.network(images[start:start + self.batch_size],
-                                                     training=False))
-                   for start in range(0, len(images), self.batch_size)]
+        outputs = [
+            ops.convert_to_numpy(
+                self.network(images[start : start + self.batch_size], training=False)
+            )
+            for start in range(0, len(images), self.batch_size)
+        ]
         return np.concatenate(outputs).astype(np.float64)
 
 
@@ -193,19 +206,22 @@ def train_fmnist_classifier(out, data_dir=None, epochs=8, seed=0):
 
     folder = data.idx_folder("fashion_mnist", data_dir)
     if folder is None:
-        raise data.DataError("No Fashion-MNIST idx files (with labels) found; install "
-                             "Debian's dataset-fashion-mnist or pass --data-dir.")
+        raise data.DataError(
+            "No Fashion-MNIST idx files (with labels) found; install "
+            "Debian's dataset-fashion-mnist or pass --data-dir."
+        )
     keras.utils.set_random_seed(seed)
     train_x = data.load_idx_images(folder, "train").astype(np.float32) / 255.0
     train_y = data.load_idx_labels(folder, "train")
     test_x = data.load_idx_images(folder, "test").astype(np.float32) / 255.0
     test_y = data.load_idx_labels(folder, "test")
     classifier = build_fmnist_classifier()
-    classifier.compile(optimizer=keras.optimizers.Adam(1e-3),
-                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                       metrics=["accuracy"])
-    classifier.fit(train_x, train_y, batch_size=128, epochs=epochs, shuffle=True,
-                   verbose=2)
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    classifier.fit(train_x, train_y, batch_size=128, epochs=epochs, shuffle=True, verbose=2)
     accuracy = float(classifier.evaluate(test_x, test_y, batch_size=1000, verbose=0)[1])
     classifier.compile()  # the shipped file holds no optimizer state
     Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -216,8 +232,7 @@ def train_fmnist_classifier(out, data_dir=None, epochs=8, seed=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kvae.features")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train-fmnist-classifier",
-                                help="retrain the FD-fmnist classifier")
+    train = commands.add_parser("train-fmnist-classifier", help="retrain the FD-fmnist classifier")
     train.add_argument("--out", type=Path, default=FMNIST_CLASSIFIER)
     train.add_argument("--data-dir", type=Path)
     train.add_argument("--epochs", type=int, default=8)

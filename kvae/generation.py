@@ -43,13 +43,16 @@ def check_options(mode="mean", temperature=1.0, alpha=0.0):
         raise ValueError(f"Unknown mode {mode!r}; expected one of {', '.join(MODES)}.")
     temperature, alpha = float(temperature), float(alpha)
     if not (temperature >= 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature must be a finite number >= 0. "
-                         f"Received: temperature={temperature!r}")
+        raise ValueError(
+            f"temperature must be a finite number >= 0. Received: temperature={temperature!r}"
+        )
     if not math.isfinite(alpha):
         raise ValueError(f"alpha must be finite. Received: alpha={alpha!r}")
     if mode == "sample" and alpha != 0.0:
-        raise ValueError("alpha shifts the decoder mean (mode='mean'); mode='sample' "
-                         f"draws from p(x|z) instead. Received: alpha={alpha}")
+        raise ValueError(
+            "alpha shifts the decoder mean (mode='mean'); mode='sample' "
+            f"draws from p(x|z) instead. Received: alpha={alpha}"
+        )
     return temperature, alpha
 
 
@@ -64,8 +67,9 @@ def check_latents(latents, dim):
     """Latents as float32 (n, dim), n >= 1, every number finite."""
     latents = np.asarray(latents, dtype=np.float32)
     if latents.ndim != 2 or latents.shape[1] != dim or len(latents) < 1:
-        raise ValueError(f"z must have shape (n, {dim}) with n >= 1. "
-                         f"Received: shape={latents.shape}")
+        raise ValueError(
+            f"z must have shape (n, {dim}) with n >= 1. Received: shape={latents.shape}"
+        )
     if not np.isfinite(latents).all():
         raise ValueError("z must hold finite numbers only.")
     return latents
@@ -92,8 +96,7 @@ def observe(mean, log_gamma, rng, mode="mean", alpha=0.0):
         return losses.gaussian_sample(mean, log_gamma, seeds.standard_normal(rng, mean.shape))
     if alpha == 0.0:
         return mean
-    return (mean + np.float32(alpha) * np.exp(np.asarray(log_gamma, np.float32))).astype(
-        np.float32)
+    return (mean + np.float32(alpha) * np.exp(np.asarray(log_gamma, np.float32))).astype(np.float32)
 
 
 def stage1_latents(z_mean, log_gamma_z, rng, latent_noise=False, latent_scale=None):
@@ -106,8 +109,18 @@ def stage1_latents(z_mean, log_gamma_z, rng, latent_noise=False, latent_scale=No
     return z
 
 
-def protocol(rng, dim, n=None, latents=None, mode="mean", temperature=1.0, alpha=0.0,
-             two_stage=False, latent_noise=False, latent_scale=None):
+def protocol(
+    rng,
+    dim,
+    n=None,
+    latents=None,
+    mode="mean",
+    temperature=1.0,
+    alpha=0.0,
+    two_stage=False,
+    latent_noise=False,
+    latent_scale=None,
+):
     """The generation protocol as a generator of decode requests.
 
     Yields `(stage, latents)` (stage 2 first when `two_stage`, then stage
@@ -161,8 +174,10 @@ def decode_numpy(model, latents):
     from keras import ops
 
     mean, log_gamma = model.decode_distribution(np.asarray(latents, np.float32))
-    return (np.asarray(ops.convert_to_numpy(mean), np.float32),
-            np.asarray(ops.convert_to_numpy(log_gamma), np.float32))
+    return (
+        np.asarray(ops.convert_to_numpy(mean), np.float32),
+        np.asarray(ops.convert_to_numpy(log_gamma), np.float32),
+    )
 
 
 LATENT_NORMALIZATION_DRAWS = 10000

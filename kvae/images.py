@@ -22,12 +22,13 @@ def grid(images, columns, padding=2):
     rows = -(-count // columns)
     canvas = np.full(
         (rows * (height + padding) + padding, columns * (width + padding) + padding, channels),
-        255, np.uint8,
+        255,
+        np.uint8,
     )
     for index, image in enumerate(images):
         top = padding + (index // columns) * (height + padding)
         left = padding + (index % columns) * (width + padding)
-        canvas[top:top + height, left:left + width] = image
+        canvas[top : top + height, left : left + width] = image
     return canvas
 
 
@@ -47,8 +48,12 @@ def save_grid(images, path, columns, scale=1):
     return Path(path)
 
 
-SCATTER_COLORS = {"data": (31, 119, 180), "reconstruction": (255, 127, 14),
-                  "sample": (44, 160, 44), "mean": (255, 127, 14)}
+SCATTER_COLORS = {
+    "data": (31, 119, 180),
+    "reconstruction": (255, 127, 14),
+    "sample": (44, 160, 44),
+    "mean": (255, 127, 14),
+}
 
 
 def save_scatter(point_sets, path, size=320, margin=12):
@@ -79,8 +84,17 @@ def save_scatter(point_sets, path, size=320, margin=12):
 BAR_COLORS = {"normal": (31, 119, 180), "highlighted": (214, 39, 40), "line": (90, 90, 90)}
 
 
-def save_bar_plot(values, path, highlighted=(), threshold=None, top=1.0, title="",
-                  bar_width=12, height=200, margin=10):
+def save_bar_plot(
+    values,
+    path,
+    highlighted=(),
+    threshold=None,
+    top=1.0,
+    title="",
+    bar_width=12,
+    height=200,
+    margin=10,
+):
     """Write a PNG bar chart of non-negative `values`, one bar per entry,
     scaled so that `top` (or the largest value, if larger) fills the
     height; bars whose index is in `highlighted` are red, the others blue;
@@ -91,8 +105,10 @@ def save_bar_plot(values, path, highlighted=(), threshold=None, top=1.0, title="
     highlighted = set(int(index) for index in highlighted)
     scale_top = max(float(top), float(np.nanmax(values)) if len(values) else 0.0, 1e-12)
     title_height = 14 * len(title.splitlines())
-    width = max(2 * margin + len(values) * bar_width, 6 * max(map(len, title.splitlines()),
-                                                              default=0) + 2 * margin)
+    width = max(
+        2 * margin + len(values) * bar_width,
+        6 * max(map(len, title.splitlines()), default=0) + 2 * margin,
+    )
     picture = Image.new("RGB", (width, height + 2 * margin + title_height), (255, 255, 255))
     draw = ImageDraw.Draw(picture)
     if title:
@@ -105,17 +121,27 @@ def save_bar_plot(values, path, highlighted=(), threshold=None, top=1.0, title="
         draw.rectangle((left + 1, bar_top, left + bar_width - 2, baseline), fill=color)
     if threshold is not None:
         line = baseline - height * float(threshold) / scale_top
-        draw.line((margin, line, margin + len(values) * bar_width, line),
-                  fill=BAR_COLORS["line"], width=1)
-    draw.line((margin, baseline, margin + len(values) * bar_width, baseline), fill=(0, 0, 0),
-              width=1)
+        draw.line(
+            (margin, line, margin + len(values) * bar_width, line), fill=BAR_COLORS["line"], width=1
+        )
+    draw.line(
+        (margin, baseline, margin + len(values) * bar_width, baseline), fill=(0, 0, 0), width=1
+    )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return Path(path)
 
 
-LINE_COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-               (140, 86, 75), (227, 119, 194), (127, 127, 127))
+LINE_COLORS = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+)
 
 
 def save_line_plot(series, path, title="", log_y=False, size=(420, 260), margin=40):
@@ -132,30 +158,35 @@ def save_line_plot(series, path, title="", log_y=False, size=(420, 260), margin=
     draw.text((margin, 2), title, fill=(0, 0, 0))
     for index, label in enumerate(labels):
         draw.text((margin, 14 + 12 * index), label, fill=LINE_COLORS[index % len(LINE_COLORS)])
-    points = {label: (np.asarray(xs, np.float64), np.asarray(ys, np.float64))
-              for label, (xs, ys) in series.items()}
+    points = {
+        label: (np.asarray(xs, np.float64), np.asarray(ys, np.float64))
+        for label, (xs, ys) in series.items()
+    }
     transform = (lambda v: np.log10(np.clip(v, 1e-300, None))) if log_y else (lambda v: v)
     every_x = np.concatenate([xs for xs, _ in points.values()]) if points else np.zeros(1)
-    every_y = np.concatenate([transform(ys) for _, ys in points.values()]) if points else \
-        np.zeros(1)
+    every_y = (
+        np.concatenate([transform(ys) for _, ys in points.values()]) if points else np.zeros(1)
+    )
     finite = np.isfinite(every_y)
     x_low, x_high = float(every_x.min()), float(max(every_x.max(), every_x.min() + 1e-12))
-    y_low, y_high = (float(every_y[finite].min()), float(every_y[finite].max())) \
-        if finite.any() else (0.0, 1.0)
+    y_low, y_high = (
+        (float(every_y[finite].min()), float(every_y[finite].max())) if finite.any() else (0.0, 1.0)
+    )
     y_high = max(y_high, y_low + 1e-12)
-    top, bottom, left, right = legend_height + 4, legend_height + height - 20, margin, \
-        width - 10
+    top, bottom, left, right = legend_height + 4, legend_height + height - 20, margin, width - 10
 
     def position(x, y):
-        return (left + (x - x_low) / (x_high - x_low) * (right - left),
-                bottom - (y - y_low) / (y_high - y_low) * (bottom - top))
+        return (
+            left + (x - x_low) / (x_high - x_low) * (right - left),
+            bottom - (y - y_low) / (y_high - y_low) * (bottom - top),
+        )
 
     draw.rectangle((left, top, right, bottom), outline=(0, 0, 0))
     for index, (xs, ys) in enumerate(points.values()):
         coordinates = [position(x, y) for x, y in zip(xs, transform(ys)) if np.isfinite(y)]
         if len(coordinates) > 1:
             draw.line(coordinates, fill=LINE_COLORS[index % len(LINE_COLORS)], width=2)
-    shown = (lambda v: f"{10 ** v:.3g}") if log_y else (lambda v: f"{v:.3g}")
+    shown = (lambda v: f"{10**v:.3g}") if log_y else (lambda v: f"{v:.3g}")
     draw.text((2, top), shown(y_high), fill=(0, 0, 0))
     draw.text((2, bottom - 10), shown(y_low), fill=(0, 0, 0))
     draw.text((left, bottom + 4), f"{x_low:g}", fill=(0, 0, 0))

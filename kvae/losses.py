@@ -59,11 +59,7 @@ def gaussian_nll_per_example(x, x_mean, log_gamma):
     """
     x, x_mean, log_gamma = _float32(x, x_mean, log_gamma)
     squared_error = ops.square(x - x_mean)
-    per_element = (
-        0.5 * squared_error * ops.exp(-2.0 * log_gamma)
-        + log_gamma
-        + HALF_LOG_2PI
-    )
+    per_element = 0.5 * squared_error * ops.exp(-2.0 * log_gamma) + log_gamma + HALF_LOG_2PI
     return ops.sum(per_element, axis=_example_axes(x))
 
 
@@ -97,9 +93,7 @@ def kl_standard_normal_per_example(mu, log_sigma):
         float32 tensor of shape (B,).
     """
     mu, log_sigma = _float32(mu, log_sigma)
-    per_dim = 0.5 * (
-        ops.square(mu) + ops.exp(2.0 * log_sigma) - 2.0 * log_sigma - 1.0
-    )
+    per_dim = 0.5 * (ops.square(mu) + ops.exp(2.0 * log_sigma) - 2.0 * log_sigma - 1.0)
     return ops.sum(per_dim, axis=_example_axes(mu))
 
 

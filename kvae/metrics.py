@@ -64,10 +64,15 @@ def frechet_distance(mean_a, cov_a, mean_b, cov_b):
     """
     mean_a, mean_b = np.asarray(mean_a, np.float64), np.asarray(mean_b, np.float64)
     cov_a, cov_b = np.asarray(cov_a, np.float64), np.asarray(cov_b, np.float64)
-    if mean_a.shape != mean_b.shape or cov_a.shape != cov_b.shape or \
-            cov_a.shape != (len(mean_a), len(mean_a)):
-        raise ValueError(f"Mismatched statistics: means {mean_a.shape} and {mean_b.shape}, "
-                         f"covariances {cov_a.shape} and {cov_b.shape}.")
+    if (
+        mean_a.shape != mean_b.shape
+        or cov_a.shape != cov_b.shape
+        or cov_a.shape != (len(mean_a), len(mean_a))
+    ):
+        raise ValueError(
+            f"Mismatched statistics: means {mean_a.shape} and {mean_b.shape}, "
+            f"covariances {cov_a.shape} and {cov_b.shape}."
+        )
     eigenvalues_a, eigenvectors_a = np.linalg.eigh((cov_a + cov_a.T) / 2.0)
     sqrt_cov_a = (eigenvectors_a * np.sqrt(np.clip(eigenvalues_a, 0.0, None))) @ eigenvectors_a.T
     product = sqrt_cov_a @ cov_b @ sqrt_cov_a
@@ -97,13 +102,19 @@ def variance_law(mu, log_sigma):
     mu = np.asarray(mu, np.float64)
     sigma = np.exp(np.asarray(log_sigma, np.float64))
     if mu.ndim != 2 or mu.shape != sigma.shape:
-        raise ValueError(f"mu and log_sigma must both have shape (N, K). "
-                         f"Received: {mu.shape} and {sigma.shape}")
+        raise ValueError(
+            f"mu and log_sigma must both have shape (N, K). Received: {mu.shape} and {sigma.shape}"
+        )
     var_mu = mu.var(axis=0)
-    mean_sigma2 = np.mean(sigma ** 2, axis=0)
+    mean_sigma2 = np.mean(sigma**2, axis=0)
     mean_sigma = sigma.mean(axis=0)
-    return {"var_mu": var_mu, "mean_sigma2": mean_sigma2, "mean_sigma": mean_sigma,
-            "law": var_mu + mean_sigma2, "law_mean_sigma": var_mu + mean_sigma}
+    return {
+        "var_mu": var_mu,
+        "mean_sigma2": mean_sigma2,
+        "mean_sigma": mean_sigma,
+        "law": var_mu + mean_sigma2,
+        "law_mean_sigma": var_mu + mean_sigma,
+    }
 
 
 def inactive_latents(mean_sigma2, threshold=INACTIVE_THRESHOLD):
@@ -134,7 +145,7 @@ def log_mean_exp(values, axis=0):
 def batches(array, batch_size):
     """Consecutive float32 batches of an array (uint8 images scaled to [0, 1])."""
     for start in range(0, len(array), batch_size):
-        yield as_float(array[start:start + batch_size])
+        yield as_float(array[start : start + batch_size])
 
 
 def encode(model, examples, batch_size=256):
@@ -153,10 +164,16 @@ def reconstruct(model, examples, sample=False, seed=0, batch_size=256):
     """Reconstructions (decoder means) of every example, from mu or from a
     sampled z; batch b draws from `seeds.reconstruction_batch_seed(seed, b)`,
     so the result is reproducible for a given batch size."""
-    return np.concatenate([
-        model.reconstruct(batch, sample=sample,
-                          seed=seeds.reconstruction_batch_seed(seed, index) if sample else None)
-        for index, batch in enumerate(batches(examples, batch_size))])
+    return np.concatenate(
+        [
+            model.reconstruct(
+                batch,
+                sample=sample,
+                seed=seeds.reconstruction_batch_seed(seed, index) if sample else None,
+            )
+            for index, batch in enumerate(batches(examples, batch_size))
+        ]
+    )
 
 
 def elbo_terms(model, x, eps):
@@ -187,9 +204,11 @@ def elbo_terms(model, x, eps):
     log_likelihood = -losses.gaussian_nll_per_example(x, x_mean, log_gamma)
     log_prior = -losses.gaussian_nll_per_example(z, 0.0, 0.0)
     log_posterior = -losses.gaussian_nll_per_example(z, mu, log_sigma)
-    terms = {"log_likelihood": log_likelihood,
-             "kl": losses.kl_standard_normal_per_example(mu, log_sigma),
-             "log_weight": log_likelihood + log_prior - log_posterior}
+    terms = {
+        "log_likelihood": log_likelihood,
+        "kl": losses.kl_standard_normal_per_example(mu, log_sigma),
+        "log_weight": log_likelihood + log_prior - log_posterior,
+    }
     return {key: ops.convert_to_numpy(value).astype(np.float64) for key, value in terms.items()}
 
 
@@ -221,8 +240,10 @@ def elbo(model, examples, samples=1, seed=0, batch_size=256):
     parts = {"elbo": [], "log_likelihood": [], "kl": [], "iwae": []}
     for index, batch in enumerate(batches(examples, batch_size)):
         rng = seeds.generator(seeds.reconstruction_batch_seed(seed, index))
-        draws = [elbo_terms(model, batch, seeds.standard_normal(
-            rng, (len(batch), model.latent_dim))) for _ in range(samples)]
+        draws = [
+            elbo_terms(model, batch, seeds.standard_normal(rng, (len(batch), model.latent_dim)))
+            for _ in range(samples)
+        ]
         log_likelihood = np.mean([draw["log_likelihood"] for draw in draws], axis=0)
         kl = draws[0]["kl"]
         parts["log_likelihood"].append(log_likelihood)
@@ -253,9 +274,12 @@ def reconstruction_gain(model, examples, mu, batch_size=256):
     Returns:
         float64 array of shape (K,).
     """
+
     def mse_from(latents):
-        decoded = [model.generate_from(latents[start:start + batch_size])
-                   for start in range(0, len(latents), batch_size)]
+        decoded = [
+            model.generate_from(latents[start : start + batch_size])
+            for start in range(0, len(latents), batch_size)
+        ]
         return float(np.mean(squared_error(examples, np.concatenate(decoded))))
 
     mu = np.asarray(mu, np.float32)

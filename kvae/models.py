@@ -94,8 +94,7 @@ class VAE(keras.Model):
             precision = _policy_name(saved_dtype) if saved_dtype else "float32"
         if precision not in PRECISIONS:
             raise ValueError(
-                f"Unknown precision {precision!r}; expected one of "
-                f"{', '.join(PRECISIONS)}."
+                f"Unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}."
             )
         super().__init__(dtype=precision, **kwargs)
         networks.check_positive_int("latent_dim", latent_dim)
@@ -121,8 +120,12 @@ class VAE(keras.Model):
         self.observation = observation.get(self.gamma_mode, self.sigma, min_sigma)
         self.min_sigma = getattr(self.observation, "min_sigma", None)  # validated by get
         self.encoder, self.decoder = networks.build(
-            net, data_shape, latent_dim, pixel=self.observation.pixel,
-            dtype=self.dtype_policy, net_config=self.net_config,
+            net,
+            data_shape,
+            latent_dim,
+            pixel=self.observation.pixel,
+            dtype=self.dtype_policy,
+            net_config=self.net_config,
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = [keras.metrics.Mean(name=name) for name in METRIC_NAMES]
@@ -279,8 +282,9 @@ class VAE(keras.Model):
                 typicality).
         """
         temperature, _ = generation.check_options(temperature=temperature)
-        return generation.prior_latents(seeds.generator(seed), generation.check_count(n),
-                                        self.latent_dim, temperature)
+        return generation.prior_latents(
+            seeds.generator(seed), generation.check_count(n), self.latent_dim, temperature
+        )
 
     def generate_from(self, z, mode="mean", seed=None, alpha=0.0):
         """Decode latents z into examples (`kvae.generation.protocol`).
@@ -301,10 +305,14 @@ class VAE(keras.Model):
         Returns:
             float32 NumPy array of shape (n, *data_shape).
         """
-        steps = generation.protocol(seeds.generator(seed), self.latent_dim,
-                                    latents=ops.convert_to_numpy(z), mode=mode, alpha=alpha)
-        return generation.run(steps, lambda stage, latents: generation.decode_numpy(
-            self, latents))
+        steps = generation.protocol(
+            seeds.generator(seed),
+            self.latent_dim,
+            latents=ops.convert_to_numpy(z),
+            mode=mode,
+            alpha=alpha,
+        )
+        return generation.run(steps, lambda stage, latents: generation.decode_numpy(self, latents))
 
     def generate(self, n, mode="mean", seed=None, temperature=1.0, alpha=0.0):
         """n new examples: z ~ N(0, temperature^2 I), then `generate_from`,
@@ -319,10 +327,15 @@ class VAE(keras.Model):
             temperature: float >= 0, the standard deviation of z.
             alpha: float, see `generate_from`.
         """
-        steps = generation.protocol(seeds.generator(seed), self.latent_dim, n=n, mode=mode,
-                                    temperature=temperature, alpha=alpha)
-        return generation.run(steps, lambda stage, latents: generation.decode_numpy(
-            self, latents))
+        steps = generation.protocol(
+            seeds.generator(seed),
+            self.latent_dim,
+            n=n,
+            mode=mode,
+            temperature=temperature,
+            alpha=alpha,
+        )
+        return generation.run(steps, lambda stage, latents: generation.decode_numpy(self, latents))
 
 
 def _policy_name(dtype):

@@ -51,18 +51,17 @@ def resolve_gamma(gamma, sigma=None):
         return "fixed", MSE_SIGMA
     if gamma not in GAMMA_MODES:
         raise ValueError(
-            f"Unknown gamma mode {gamma!r}; expected one of "
-            f"{', '.join(GAMMA_MODES + ('mse',))}."
+            f"Unknown gamma mode {gamma!r}; expected one of {', '.join(GAMMA_MODES + ('mse',))}."
         )
     if gamma == "fixed":
         if sigma is None:
-            raise ValueError("gamma='fixed' needs a sigma > 0 (--sigma, the fixed gamma); "
-                             "gamma='mse' is sigma^2 = 1/2.")
+            raise ValueError(
+                "gamma='fixed' needs a sigma > 0 (--sigma, the fixed gamma); "
+                "gamma='mse' is sigma^2 = 1/2."
+            )
         sigma = float(sigma)
         if not (sigma > 0 and math.isfinite(sigma)):
-            raise ValueError(
-                f"sigma must be a finite number > 0. Received: sigma={sigma!r}"
-            )
+            raise ValueError(f"sigma must be a finite number > 0. Received: sigma={sigma!r}")
         return gamma, sigma
     if sigma is not None:
         raise ValueError(
@@ -117,9 +116,7 @@ class ComputedGamma(Observation):
         return 0.5 * ops.log(ops.stop_gradient(self.gamma_square))
 
     def update_gamma(self, mse):
-        self.gamma_square.assign(
-            losses.computed_gamma_update(self.gamma_square, mse)
-        )
+        self.gamma_square.assign(losses.computed_gamma_update(self.gamma_square, mse))
 
 
 @keras.saving.register_keras_serializable(package="kvae")
@@ -154,8 +151,10 @@ class FixedGamma(Observation):
         super().__init__(**kwargs)
         _, self.sigma = resolve_gamma("fixed", sigma)
         self.log_sigma = self.add_weight(
-            name="log_sigma", shape=(),
-            initializer=keras.initializers.Constant(math.log(self.sigma)), trainable=False,
+            name="log_sigma",
+            shape=(),
+            initializer=keras.initializers.Constant(math.log(self.sigma)),
+            trainable=False,
         )
 
     def log_gamma(self, pixel_log_sigma=None):

@@ -34,46 +34,72 @@ CIFAR-10 32x32 with 64 latents. Resolved after --latent-dim."""
 RECIPES = {
     ("celeba", "computed"): {
         "source": "Asperti & Trentin 2020, BalancingVAE committed configuration "
-                  "(original-code.md B.4)",
-        "net": "resnet", "net_config": {"base_dim": 32, "num_scale": 4},
-        "batch_size": 100, "kl_weight": BALANCING_KL_WEIGHT,
-        "epochs": 70, "lr": 5e-5, "lr_epochs": 60,
-        "epochs2": 140, "lr2": 5e-5, "lr_epochs2": 120, "second_dim": 4096,
+        "(original-code.md B.4)",
+        "net": "resnet",
+        "net_config": {"base_dim": 32, "num_scale": 4},
+        "batch_size": 100,
+        "kl_weight": BALANCING_KL_WEIGHT,
+        "epochs": 70,
+        "lr": 5e-5,
+        "lr_epochs": 60,
+        "epochs2": 140,
+        "lr2": 5e-5,
+        "lr_epochs2": 120,
+        "second_dim": 4096,
     },
     ("celeba", "learned"): {
         "source": "Dai & Wipf 2019, README ResNet/CelebA command (original-code.md A.5)",
-        "net": "resnet", "net_config": {"base_dim": 32, "num_scale": 4},
-        "latent_dim": 128, "epochs": 100, "lr_epochs": 40, "epochs2": 100, "lr_epochs2": 40,
+        "net": "resnet",
+        "net_config": {"base_dim": 32, "num_scale": 4},
+        "latent_dim": 128,
+        "epochs": 100,
+        "lr_epochs": 40,
+        "epochs2": 100,
+        "lr_epochs2": 40,
     },
     ("cifar10", "computed"): {
         "source": "Asperti & Trentin 2020, suggested CIFAR configuration "
-                  "(original-code.md B.4; lr_epochs2 400 from its table, not the "
-                  "dict comment's 1200)",
-        "net": "resnet", "net_config": {"base_dim": 32, "num_scale": 3},
-        "batch_size": 100, "kl_weight": BALANCING_KL_WEIGHT,
-        "epochs": 700, "lr_epochs": 250,
-        "epochs2": 1400, "lr_epochs2": 400, "second_dim": 2048,
+        "(original-code.md B.4; lr_epochs2 400 from its table, not the "
+        "dict comment's 1200)",
+        "net": "resnet",
+        "net_config": {"base_dim": 32, "num_scale": 3},
+        "batch_size": 100,
+        "kl_weight": BALANCING_KL_WEIGHT,
+        "epochs": 700,
+        "lr_epochs": 250,
+        "epochs2": 1400,
+        "lr_epochs2": 400,
+        "second_dim": 2048,
     },
     ("cifar10", "learned"): {
         "source": "Dai & Wipf 2019, command-line defaults with 1000 stage-1 and 2000 "
-                  "stage-2 epochs (original-code.md A.5, maintainer in issue #9)",
-        "epochs": 1000, "epochs2": 2000,
+        "stage-2 epochs (original-code.md A.5, maintainer in issue #9)",
+        "epochs": 1000,
+        "epochs2": 2000,
     },
     ("mnist", "learned"): {
         "source": "Dai & Wipf 2019, command-line defaults (original-code.md A.8)",
     },
     ("mnist", "computed"): {
         "source": "Dai & Wipf 2019 command-line defaults with the computed gamma "
-                  "(no published computed-gamma recipe for 28x28 data; KL weight 1)",
+        "(no published computed-gamma recipe for 28x28 data; KL weight 1)",
     },
     ("manifold2d", "learned"): {
         "source": "Berger & Sebag 2020, Sec. 4.1: residual MLP, 4 blocks of 200 units, "
-                  "100 fresh points per batch (latent size, learning rate and length "
-                  "are ours: the paper does not give them)",
-        "net": "mlp", "net_config": {"width": 200, "num_blocks": 4},
-        "latent_dim": 2, "batch_size": 100,
-        "epochs": 100, "steps_per_epoch": 100, "lr": 1e-3, "lr_epochs": 0,
-        "epochs2": 50, "lr2": 1e-3, "lr_epochs2": 0, "second_dim": 256,
+        "100 fresh points per batch (latent size, learning rate and length "
+        "are ours: the paper does not give them)",
+        "net": "mlp",
+        "net_config": {"width": 200, "num_blocks": 4},
+        "latent_dim": 2,
+        "batch_size": 100,
+        "epochs": 100,
+        "steps_per_epoch": 100,
+        "lr": 1e-3,
+        "lr_epochs": 0,
+        "epochs2": 50,
+        "lr2": 1e-3,
+        "lr_epochs2": 0,
+        "second_dim": 256,
     },
 }
 """Each recipe's differences from the defaults (`kvae.config.RunConfig`,

@@ -17,8 +17,22 @@ from kvae import cli
 from kvae.cli import UsageError
 from kvae.config import complete
 
-METRICS_COLUMNS = ("epoch", "stage", "loss", "recon", "kl", "mse", "gamma", "active",
-                   "val_loss", "val_mse", "variance_law", "inactive", "lr", "seconds")
+METRICS_COLUMNS = (
+    "epoch",
+    "stage",
+    "loss",
+    "recon",
+    "kl",
+    "mse",
+    "gamma",
+    "active",
+    "val_loss",
+    "val_mse",
+    "variance_law",
+    "inactive",
+    "lr",
+    "seconds",
+)
 """metrics.csv: the epoch means of the training terms (kvae.models.METRIC_NAMES),
 the validation loss and MSE, the variance law (mean over latents of
 Var(mu) + mean sigma^2) and the inactive-latent count on the first
@@ -63,8 +77,10 @@ class RunFolder:
     def create(self, config):
         self.path.mkdir(parents=True, exist_ok=True)
         if self.exists() or self.file("state.json").exists():
-            raise UsageError(f"{self.path} already holds a run; use --resume to continue it "
-                             "or choose another --out")
+            raise UsageError(
+                f"{self.path} already holds a run; use --resume to continue it "
+                "or choose another --out"
+            )
         self.save_config(config)
         self._write_json("state.json", self.empty_state())
         with open(self.file("metrics.csv"), "w", newline="") as handle:
@@ -75,8 +91,11 @@ class RunFolder:
 
     @staticmethod
     def empty_state():
-        return {"stage1": {"epochs_done": 0, "best_val_loss": None},
-                "stage2": {"epochs_done": 0, "best_val_loss": None}, "pending": []}
+        return {
+            "stage1": {"epochs_done": 0, "best_val_loss": None},
+            "stage2": {"epochs_done": 0, "best_val_loss": None},
+            "pending": [],
+        }
 
     def load(self):
         """(config, state) of an existing run, after recovering from a crash."""

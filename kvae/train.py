@@ -34,18 +34,25 @@ from kvae.cli import EXIT_BAD_INPUT, UsageError
 EXIT_NON_FINITE = 3
 EXIT_INTERRUPTED = 130
 
+
 def build_parser():
     """The command line: DATASET, an option per run-configuration field and
     network option (`kvae.config.add_arguments`), and the run options."""
-    parser = cli.Parser(prog="python -m kvae.train", description=__doc__,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(
+        prog="python -m kvae.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("dataset", nargs="?", help="dataset name (see above)")
     run_config.add_arguments(parser)
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, help="run folder (default runs/DATASET-GAMMA)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out")
-    run.add_argument("--dry-run", action="store_true",
-                     help="print the configuration and parameter counts as JSON; no training")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the configuration and parameter counts as JSON; no training",
+    )
     return parser
 
 
@@ -54,8 +61,11 @@ _NOT_CONFIG = ("resume", "dry_run", "out")
 
 def given_options(args):
     """The configuration options given on the command line (None = not given)."""
-    options = {key: value for key, value in vars(args).items()
-               if key not in _NOT_CONFIG and value is not None}
+    options = {
+        key: value
+        for key, value in vars(args).items()
+        if key not in _NOT_CONFIG and value is not None
+    }
     for key in ("data_dir", "sigma_schedule"):
         if key in options:
             options[key] = str(options[key])
@@ -75,8 +85,9 @@ def read_sigma_schedule(path):
     try:
         schedule = [float(row[column]) for row in sorted(rows, key=lambda r: int(r["epoch"]))]
     except (KeyError, TypeError, ValueError) as error:
-        raise UsageError(f"--sigma-schedule {path} needs columns epoch and sigma (or gamma): "
-                         f"{error}") from error
+        raise UsageError(
+            f"--sigma-schedule {path} needs columns epoch and sigma (or gamma): {error}"
+        ) from error
     if not schedule or not all(math.isfinite(v) and v > 0 for v in schedule):
         raise UsageError(f"--sigma-schedule {path} needs at least one row of finite sigma > 0")
     return schedule
@@ -109,8 +120,10 @@ def main(argv=None):
         print(f"kvae.train: stopped: {error}", file=sys.stderr)
         return EXIT_NON_FINITE
     except KeyboardInterrupt:
-        print("kvae.train: interrupted; the last finished epoch is saved, continue with "
-              "--resume", file=sys.stderr)
+        print(
+            "kvae.train: interrupted; the last finished epoch is saved, continue with --resume",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
 
 

@@ -40,10 +40,15 @@ def build_stage1(config):
 
     return kvae.VAE(
         data.data_shape(config["dataset"], config["image_size"], config["dim"]),
-        config["latent_dim"], net=config["net"], net_config=config["net_config"],
-        gamma=config["gamma"], sigma=config["sigma"], kl_weight=config["kl_weight"],
+        config["latent_dim"],
+        net=config["net"],
+        net_config=config["net_config"],
+        gamma=config["gamma"],
+        sigma=config["sigma"],
+        kl_weight=config["kl_weight"],
         min_sigma=config.get("min_sigma"),  # absent from runs older than the option
-        precision=config["precision"], seed=seeds.stage_model_seed(config["seed"], 1),
+        precision=config["precision"],
+        seed=seeds.stage_model_seed(config["seed"], 1),
     )
 
 
@@ -53,9 +58,12 @@ def build_stage2(config):
     import kvae
 
     return kvae.VAE(
-        (config["latent_dim"],), config["latent_dim"], net="stage2",
+        (config["latent_dim"],),
+        config["latent_dim"],
+        net="stage2",
         net_config={"second_dim": config["second_dim"], "second_depth": config["second_depth"]},
-        gamma=config["gamma2"], precision=config["precision"],
+        gamma=config["gamma2"],
+        precision=config["precision"],
         seed=seeds.stage_model_seed(config["seed"], 2),
     )
 
@@ -67,8 +75,10 @@ def parameter_counts(config):
     counts = {}
     for stage, build in (("stage1", build_stage1), ("stage2", build_stage2)):
         model = build(config)
-        counts[stage] = {"encoder": count_trainable(model.encoder),
-                         "decoder": count_trainable(model.decoder)}
+        counts[stage] = {
+            "encoder": count_trainable(model.encoder),
+            "decoder": count_trainable(model.decoder),
+        }
         if model.observation.trainable_weights:  # the learned log gamma
             counts[stage]["gamma"] = count_trainable(model.observation)
     return counts
@@ -116,8 +126,9 @@ def _epoch_callback_class():
             if self.failure is not None:
                 return
             logs = {key: float(value) for key, value in (logs or {}).items()}
-            if not all(math.isfinite(value) for key, value in logs.items()
-                       if key in ("loss", "val_loss")):
+            if not all(
+                math.isfinite(value) for key, value in logs.items() if key in ("loss", "val_loss")
+            ):
                 self.failure = ("the end of the epoch", logs.get("val_loss"))
                 self.model.stop_training = True
                 return
@@ -135,14 +146,19 @@ def _epoch_callback_class():
                 renames.append((best_next, best_file))
                 stage_state["best_val_loss"] = logs["val_loss"]
                 stage_state["best_epoch"] = number
-            self.pictures(self.model, self.run.file(
-                f"samples/stage{self.stage}_epoch{number:04d}.png"))
-            self.run.append_metrics({
-                **logs, **latent_summary(self.model, self.summary_examples),
-                "epoch": number, "stage": self.stage,
-                "lr": float(self.model.optimizer.learning_rate),
-                "seconds": round(time.time() - self.started, 3),
-            })
+            self.pictures(
+                self.model, self.run.file(f"samples/stage{self.stage}_epoch{number:04d}.png")
+            )
+            self.run.append_metrics(
+                {
+                    **logs,
+                    **latent_summary(self.model, self.summary_examples),
+                    "epoch": number,
+                    "stage": self.stage,
+                    "lr": float(self.model.optimizer.learning_rate),
+                    "seconds": round(time.time() - self.started, 3),
+                }
+            )
             stage_state["epochs_done"] = number
             self.run.commit(self.state, renames)
 
@@ -160,29 +176,43 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
         return
     batch_size = config["batch_size"]
     steps = config["steps_per_epoch"] or dataset.steps_per_epoch(batch_size)
-    lr, lr_fac, lr_epochs = (config[f"lr{suffix}"], config[f"lr_fac{suffix}"],
-                             config[f"lr_epochs{suffix}"])
-    epoch_end = _epoch_callback_class()(run, state, stage, pictures,
-                                        dataset.examples(LATENT_SUMMARY_EXAMPLES))
+    lr, lr_fac, lr_epochs = (
+        config[f"lr{suffix}"],
+        config[f"lr_fac{suffix}"],
+        config[f"lr_epochs{suffix}"],
+    )
+    epoch_end = _epoch_callback_class()(
+        run, state, stage, pictures, dataset.examples(LATENT_SUMMARY_EXAMPLES)
+    )
     callbacks = [
         keras.callbacks.LearningRateScheduler(
-            lambda epoch, _: learning_rate(epoch, lr, lr_fac, lr_epochs)),
+            lambda epoch, _: learning_rate(epoch, lr, lr_fac, lr_epochs)
+        ),
         epoch_end,
-        keras.callbacks.TensorBoard(str(run.file(f"logs/stage{stage}")), write_graph=False,
-                                    profile_batch=0),
+        keras.callbacks.TensorBoard(
+            str(run.file(f"logs/stage{stage}")), write_graph=False, profile_batch=0
+        ),
     ]
     schedule = config.get("sigma_schedule") if stage == "1" else None
     if schedule:
-        callbacks.insert(0, keras.callbacks.LambdaCallback(
-            on_epoch_begin=lambda epoch, logs=None: model.observation.set_sigma(
-                schedule[min(epoch, len(schedule) - 1)])))
-    print(f"stage {stage}: epochs {done + 1}-{total}, {steps} steps of {batch_size}",
-          flush=True)
+        callbacks.insert(
+            0,
+            keras.callbacks.LambdaCallback(
+                on_epoch_begin=lambda epoch, logs=None: model.observation.set_sigma(
+                    schedule[min(epoch, len(schedule) - 1)]
+                )
+            ),
+        )
+    print(f"stage {stage}: epochs {done + 1}-{total}, {steps} steps of {batch_size}", flush=True)
     model.fit(
         dataset.train_batches(batch_size, seed=seeds.shuffle_seed(config["seed"], done)),
-        steps_per_epoch=steps, epochs=total, initial_epoch=done,
+        steps_per_epoch=steps,
+        epochs=total,
+        initial_epoch=done,
         validation_data=dataset.validation_batches(batch_size),
-        callbacks=callbacks, shuffle=False, verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=1 if sys.stdout.isatty() else 2,
     )
     if epoch_end.failure is not None:
         where, value = epoch_end.failure
@@ -190,7 +220,8 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
         raise NonFiniteLoss(
             f"non-finite loss ({value}) in stage {stage}, epoch {epochs_done(state, stage) + 1}, "
             f"{at}; the last good checkpoint is {run.checkpoint(stage)} (epoch "
-            f"{epochs_done(state, stage)}). Try a lower --lr{suffix}.")
+            f"{epochs_done(state, stage)}). Try a lower --lr{suffix}."
+        )
 
 
 def latent_summary(model, examples):
@@ -200,8 +231,10 @@ def latent_summary(model, examples):
 
     mu, log_sigma = metrics.encode(model, examples)
     law = metrics.variance_law(mu, log_sigma)
-    return {"variance_law": round(float(law["law"].mean()), 6),
-            "inactive": int(metrics.inactive_latents(law["mean_sigma2"]).sum())}
+    return {
+        "variance_law": round(float(law["law"].mean()), 6),
+        "inactive": int(metrics.inactive_latents(law["mean_sigma2"]).sum()),
+    }
 
 
 def stage1_pictures(dataset, seed):
@@ -219,11 +252,16 @@ def stage1_pictures(dataset, seed):
         reconstructions = ops.convert_to_numpy(model.reconstruct(originals))
         samples = ops.convert_to_numpy(model.generate(len(originals), mode="mean", seed=seed))
         if vectors:
-            images.save_scatter({"data": originals, "reconstruction": reconstructions,
-                                 "sample": samples}, path)
+            images.save_scatter(
+                {"data": originals, "reconstruction": reconstructions, "sample": samples}, path
+            )
         else:
-            images.save_grid(np.concatenate([originals, reconstructions, samples]), path,
-                             columns=len(originals), scale=2)
+            images.save_grid(
+                np.concatenate([originals, reconstructions, samples]),
+                path,
+                columns=len(originals),
+                scale=2,
+            )
 
     return draw
 
@@ -269,22 +307,33 @@ def run_training(run, config, state):
 
     from kvae import metrics
 
-    keras.utils.set_random_seed(seeds.run_start_seed(
-        config["seed"], epochs_done(state, "1") + epochs_done(state, "2")))
-    dataset = data.load(config["dataset"], config["data_dir"], config["image_size"],
-                        config["dim"], config["radius"], seed=config["seed"])
+    keras.utils.set_random_seed(
+        seeds.run_start_seed(config["seed"], epochs_done(state, "1") + epochs_done(state, "2"))
+    )
+    dataset = data.load(
+        config["dataset"],
+        config["data_dir"],
+        config["image_size"],
+        config["dim"],
+        config["radius"],
+        seed=config["seed"],
+    )
     if config["steps_per_epoch"] is None:
         dataset.steps_per_epoch(config["batch_size"])  # fails early on a tiny dataset
-    print(f"data: {config['dataset']}, {dataset.num_train} training and "
-          f"{len(dataset.validation)} validation examples of shape {dataset.shape}", flush=True)
+    print(
+        f"data: {config['dataset']}, {dataset.num_train} training and "
+        f"{len(dataset.validation)} validation examples of shape {dataset.shape}",
+        flush=True,
+    )
 
     if epochs_done(state, "1") > 0:
         stage1 = load_checkpoint(run.checkpoint("1"))
     else:
         stage1 = compiled(build_stage1(config), config["lr"], config["xla"])
     if config["stage"] in ("1", "both"):
-        train_stage(run, state, "1", stage1, dataset, config,
-                    stage1_pictures(dataset, config["seed"]))
+        train_stage(
+            run, state, "1", stage1, dataset, config, stage1_pictures(dataset, config["seed"])
+        )
     if config["stage"] == "1" or epochs_done(state, "2") >= config["epochs2"]:
         return
 
@@ -293,18 +342,23 @@ def run_training(run, config, state):
     stage1 = load_checkpoint(stage1_final)
     mu, log_sigma = metrics.encode(stage1, dataset.train)
     validation_mu, validation_log_sigma = metrics.encode(stage1, dataset.validation)
-    latents = data.LatentDataset(f"{config['dataset']} stage-1 latents", mu, log_sigma,
-                                 validation_mu, validation_log_sigma, seed=config["seed"])
+    latents = data.LatentDataset(
+        f"{config['dataset']} stage-1 latents",
+        mu,
+        log_sigma,
+        validation_mu,
+        validation_log_sigma,
+        seed=config["seed"],
+    )
     if config["steps_per_epoch"] is None:  # the same iterations per epoch as stage 1
         config = {**config, "steps_per_epoch": dataset.steps_per_epoch(config["batch_size"])}
     if epochs_done(state, "2") > 0:
         stage2 = load_checkpoint(run.checkpoint("2"))
     else:
         stage2 = compiled(build_stage2(config), config["lr2"], config["xla"])
-    train_stage(run, state, "2", stage2, latents, config,
-                stage2_pictures(stage1, dataset, config["seed"]))
-
-
+    train_stage(
+        run, state, "2", stage2, latents, config, stage2_pictures(stage1, dataset, config["seed"])
+    )
 
 
 def continued_config(saved, changes, stage1_done):
@@ -314,8 +368,7 @@ def continued_config(saved, changes, stage1_done):
     config = dict(saved)
     changes = dict(changes or {})
     if "dataset" in changes and changes["dataset"] != saved["dataset"]:
-        raise UsageError(f"the run folder holds a {saved['dataset']} run, not "
-                         f"{changes['dataset']}")
+        raise UsageError(f"the run folder holds a {saved['dataset']} run, not {changes['dataset']}")
     changes.pop("dataset", None)
     changeable = CONTINUE_OPTIONS + (STAGE2_OPTIONS if stage1_done else ())
     for key, value in changes.items():
@@ -323,8 +376,10 @@ def continued_config(saved, changes, stage1_done):
         if key in changeable:
             config[key] = value
         elif value != current:
-            raise UsageError(f"--{key.replace('_', '-')} differs from the run's config.json "
-                             f"({current!r}); a continued run keeps it")
+            raise UsageError(
+                f"--{key.replace('_', '-')} differs from the run's config.json "
+                f"({current!r}); a continued run keeps it"
+            )
     return config
 
 
@@ -364,8 +419,11 @@ def resume(out, changes=None, stage2_only=False):
     if config["epochs"] < epochs_done(state, "1") or config["epochs2"] < epochs_done(state, "2"):
         raise UsageError("--epochs / --epochs2 cannot be fewer than the epochs already done")
     run.save_config(config)
-    print(f"resuming {run.path}: stage 1 at epoch {epochs_done(state, '1')}, "
-          f"stage 2 at epoch {epochs_done(state, '2')}", flush=True)
+    print(
+        f"resuming {run.path}: stage 1 at epoch {epochs_done(state, '1')}, "
+        f"stage 2 at epoch {epochs_done(state, '2')}",
+        flush=True,
+    )
     return _run(run, config, state)
 
 

@@ -67,24 +67,30 @@ class TwoStageVAE:
         card: a dict of facts about the model (the zoo's model card).
     """
 
-    def __init__(self, stage1, stage2=None, latent_noise=None, latent_scale=None, name=None,
-                 card=None):
+    def __init__(
+        self, stage1, stage2=None, latent_noise=None, latent_scale=None, name=None, card=None
+    ):
         if stage2 is not None and tuple(stage2.data_shape) != (stage1.latent_dim,):
-            raise ValueError(f"stage 2 models latents of shape {tuple(stage2.data_shape)}, but "
-                             f"stage 1 has latent_dim={stage1.latent_dim}.")
+            raise ValueError(
+                f"stage 2 models latents of shape {tuple(stage2.data_shape)}, but "
+                f"stage 1 has latent_dim={stage1.latent_dim}."
+            )
         if stage2 is None and latent_noise:
             raise ValueError("latent_noise applies to a second stage; this model has none.")
         self.stage1 = stage1
         self.stage2 = stage2
-        self.latent_noise = (default_latent_noise(stage2) if latent_noise is None
-                             else bool(latent_noise))
+        self.latent_noise = (
+            default_latent_noise(stage2) if latent_noise is None else bool(latent_noise)
+        )
         self.latent_scale = None if latent_scale is None else float(latent_scale)
         self.card = dict(card or {})
         self.name = name or self.card.get("name") or "two-stage VAE"
 
     def __repr__(self):
-        return (f"TwoStageVAE(name={self.name!r}, stages={self.stages}, "
-                f"data_shape={self.data_shape}, latent_noise={self.latent_noise})")
+        return (
+            f"TwoStageVAE(name={self.name!r}, stages={self.stages}, "
+            f"data_shape={self.data_shape}, latent_noise={self.latent_noise})"
+        )
 
     # -- what it is -----------------------------------------------------------------
 
@@ -99,8 +105,7 @@ class TwoStageVAE:
 
     def latent_dim_of(self, stage=None):
         """The length of the latents that `generate_from(stage=...)` takes."""
-        return self.stage1.latent_dim if self.check_stage(stage) == 1 else \
-            self.stage2.latent_dim
+        return self.stage1.latent_dim if self.check_stage(stage) == 1 else self.stage2.latent_dim
 
     @property
     def latent_dim(self):
@@ -112,8 +117,10 @@ class TwoStageVAE:
         if stage is None:
             return self.stages[-1]
         if stage not in self.stages:
-            raise ValueError(f"{self.name} generates with stage(s) "
-                             f"{', '.join(map(str, self.stages))}. Received: stage={stage!r}")
+            raise ValueError(
+                f"{self.name} generates with stage(s) "
+                f"{', '.join(map(str, self.stages))}. Received: stage={stage!r}"
+            )
         return stage
 
     def model(self, stage):
@@ -141,15 +148,24 @@ class TwoStageVAE:
         """(mean, log_gamma) of a stage's p(.|z) as float32 NumPy."""
         return generation.decode_numpy(self.model(stage), z)
 
-    def protocol(self, rng, n=None, latents=None, mode="mean", temperature=1.0, alpha=0.0,
-                 stage=None):
+    def protocol(
+        self, rng, n=None, latents=None, mode="mean", temperature=1.0, alpha=0.0, stage=None
+    ):
         """The generation protocol of this model (`kvae.generation.protocol`)
         for `run` or `run_async`; `stage` None is the last stage."""
         stage = self.check_stage(stage)
         return generation.protocol(
-            rng, self.latent_dim_of(stage), n=n, latents=latents, mode=mode,
-            temperature=temperature, alpha=alpha, two_stage=stage == 2,
-            latent_noise=self.latent_noise, latent_scale=self.latent_scale)
+            rng,
+            self.latent_dim_of(stage),
+            n=n,
+            latents=latents,
+            mode=mode,
+            temperature=temperature,
+            alpha=alpha,
+            two_stage=stage == 2,
+            latent_noise=self.latent_noise,
+            latent_scale=self.latent_scale,
+        )
 
     def _decode(self, stage, latents):
         return generation.decode_numpy(self.model(stage), latents)
@@ -160,8 +176,9 @@ class TwoStageVAE:
         returns decoder means (shifted by alpha gammas), "sample" draws from
         p(x|z). float32 NumPy (n, *data_shape); the same seed gives the
         same images as the HTTP service."""
-        steps = self.protocol(seeds.generator(seed), n=n, mode=mode, temperature=temperature,
-                              alpha=alpha, stage=stage)
+        steps = self.protocol(
+            seeds.generator(seed), n=n, mode=mode, temperature=temperature, alpha=alpha, stage=stage
+        )
         return generation.run(steps, self._decode)
 
     def generate_from(self, latents, mode="mean", seed=None, alpha=0.0, stage=None):
@@ -169,8 +186,13 @@ class TwoStageVAE:
         default when present), else stage-1 z."""
         from keras import ops
 
-        steps = self.protocol(seeds.generator(seed), latents=ops.convert_to_numpy(latents),
-                              mode=mode, alpha=alpha, stage=stage)
+        steps = self.protocol(
+            seeds.generator(seed),
+            latents=ops.convert_to_numpy(latents),
+            mode=mode,
+            alpha=alpha,
+            stage=stage,
+        )
         return generation.run(steps, self._decode)
 
     def estimate_latent_scale(self, draws=generation.LATENT_NORMALIZATION_DRAWS):
@@ -190,17 +212,27 @@ class TwoStageVAE:
         """The same model computing in float32 (CPU inference)."""
         from kvae import saving
 
-        return TwoStageVAE(saving.to_float32(self.stage1),
-                           None if self.stage2 is None else saving.to_float32(self.stage2),
-                           self.latent_noise, self.latent_scale, self.name, self.card)
+        return TwoStageVAE(
+            saving.to_float32(self.stage1),
+            None if self.stage2 is None else saving.to_float32(self.stage2),
+            self.latent_noise,
+            self.latent_scale,
+            self.name,
+            self.card,
+        )
 
     # -- the preset folder ----------------------------------------------------------------
 
     def get_config(self):
         """What config.json holds besides the files."""
-        return {"format": PRESET_FORMAT, "version": PRESET_VERSION, "name": self.name,
-                "latent_noise": self.latent_noise, "latent_scale": self.latent_scale,
-                "card": self.card}
+        return {
+            "format": PRESET_FORMAT,
+            "version": PRESET_VERSION,
+            "name": self.name,
+            "latent_noise": self.latent_noise,
+            "latent_scale": self.latent_scale,
+            "card": self.card,
+        }
 
     def save(self, folder):
         """Write the preset: stage1.keras (and stage2.keras), then
@@ -231,11 +263,14 @@ class TwoStageVAE:
         try:
             config = json.loads(config_path.read_text())
         except (OSError, ValueError) as error:
-            raise PresetError(f"{folder} is not a kvae preset: cannot read {config_path} "
-                              f"({type(error).__name__})") from error
+            raise PresetError(
+                f"{folder} is not a kvae preset: cannot read {config_path} ({type(error).__name__})"
+            ) from error
         if config.get("format") != PRESET_FORMAT:
-            raise PresetError(f"{config_path} is not a kvae preset config (format "
-                              f"{config.get('format')!r}, expected {PRESET_FORMAT!r})")
+            raise PresetError(
+                f"{config_path} is not a kvae preset config (format "
+                f"{config.get('format')!r}, expected {PRESET_FORMAT!r})"
+            )
         stages = {}
         for stage, spec in sorted(config["files"].items()):
             path = folder / spec["path"]
@@ -244,11 +279,19 @@ class TwoStageVAE:
             if verify:
                 digest = cli.file_digest(path)
                 if digest != spec["sha256"]:
-                    raise PresetError(f"sha256 mismatch for {path}: {config_path.name} has "
-                                      f"{spec['sha256']}, the file {digest}")
+                    raise PresetError(
+                        f"sha256 mismatch for {path}: {config_path.name} has "
+                        f"{spec['sha256']}, the file {digest}"
+                    )
             stages[stage] = saving.load(path, compile=compile, safe_mode=safe_mode)
-        return cls(stages["stage1"], stages.get("stage2"), config.get("latent_noise"),
-                   config.get("latent_scale"), config.get("name"), config.get("card"))
+        return cls(
+            stages["stage1"],
+            stages.get("stage2"),
+            config.get("latent_noise"),
+            config.get("latent_scale"),
+            config.get("name"),
+            config.get("card"),
+        )
 
 
 def file_record(path, relative):
@@ -256,6 +299,4 @@ def file_record(path, relative):
     from kvae import cli
 
     path = Path(path)
-    return {"path": str(relative), "sha256": cli.file_digest(path),
-            "size": path.stat().st_size}
-
+    return {"path": str(relative), "sha256": cli.file_digest(path), "size": path.stat().st_size}

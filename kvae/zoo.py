@@ -56,29 +56,33 @@ def manifest(zoo_dir=None):
     is a ZooError that says where it looked."""
     path = Path(zoo_dir or default_dir()) / MANIFEST
     if not path.is_file():
-        raise ZooError(f"no zoo manifest at {path}; set {ZOO_ENV} or pass zoo_dir to the "
-                       f"folder that holds {MANIFEST}")
+        raise ZooError(
+            f"no zoo manifest at {path}; set {ZOO_ENV} or pass zoo_dir to the "
+            f"folder that holds {MANIFEST}"
+        )
     return json.loads(path.read_text())
 
 
 def list(zoo_dir=None):  # noqa: A001 (the keras-hub style name the issue asks for)
     """Names of the trained models, sorted."""
-    return sorted(name for name, card in manifest(zoo_dir)["models"].items()
-                  if card.get("trained"))
+    return sorted(name for name, card in manifest(zoo_dir)["models"].items() if card.get("trained"))
 
 
 def recipes(zoo_dir=None):
     """Names of the models that exist only as a training recipe, sorted."""
-    return sorted(name for name, card in manifest(zoo_dir)["models"].items()
-                  if not card.get("trained"))
+    return sorted(
+        name for name, card in manifest(zoo_dir)["models"].items() if not card.get("trained")
+    )
 
 
 def card(name, zoo_dir=None):
     """The manifest entry of a model or recipe."""
     models = manifest(zoo_dir)["models"]
     if name not in models:
-        raise ZooError(f"no zoo model named {name!r}; trained: {', '.join(list(zoo_dir))}; "
-                       f"recipes: {', '.join(recipes(zoo_dir))}")
+        raise ZooError(
+            f"no zoo model named {name!r}; trained: {', '.join(list(zoo_dir))}; "
+            f"recipes: {', '.join(recipes(zoo_dir))}"
+        )
     return models[name]
 
 
@@ -96,9 +100,11 @@ def load(name, zoo_dir=None, verify=True):
     zoo_dir = Path(zoo_dir or default_dir())
     entry = card(name, zoo_dir)
     if not entry.get("trained"):
-        raise ZooError(f"{name} is a recipe, not trained here ({entry.get('why_not_trained', '')}"
-                       f"). Train it with: {entry['command']}; then add it with: python -m "
-                       f"kvae.zoo export RUN_DIR --name {name}")
+        raise ZooError(
+            f"{name} is a recipe, not trained here ({entry.get('why_not_trained', '')}"
+            f"). Train it with: {entry['command']}; then add it with: python -m "
+            f"kvae.zoo export RUN_DIR --name {name}"
+        )
     try:
         return TwoStageVAE.load(zoo_dir / name, verify=verify)
     except PresetError as error:
@@ -110,11 +116,18 @@ def preset_config(entry):
     then loads as a `kvae.TwoStageVAE` on its own."""
     from kvae import two_stage
 
-    return {"format": two_stage.PRESET_FORMAT, "version": two_stage.PRESET_VERSION,
-            "name": entry["name"], "latent_noise": entry["generation"]["latent_noise"],
-            "latent_scale": entry["generation"].get("latent_scale"), "card": entry,
-            "files": {stage: {**spec, "path": Path(spec["path"]).name}
-                      for stage, spec in entry["files"].items()}}
+    return {
+        "format": two_stage.PRESET_FORMAT,
+        "version": two_stage.PRESET_VERSION,
+        "name": entry["name"],
+        "latent_noise": entry["generation"]["latent_noise"],
+        "latent_scale": entry["generation"].get("latent_scale"),
+        "card": entry,
+        "files": {
+            stage: {**spec, "path": Path(spec["path"]).name}
+            for stage, spec in entry["files"].items()
+        },
+    }
 
 
 # -- export (python -m kvae.zoo export) -------------------------------------------
@@ -155,9 +168,9 @@ def render_readme(data):
         "",
         "```python",
         "import kvae, keras",
-        "model = kvae.zoo.load(\"fmnist_two_stage_computed\")  # sha256 checked, safe_mode",
-        "images = model.generate(16, mode=\"mean\", seed=0)     # through both stages",
-        "plain = keras.saving.load_model(\"zoo/fmnist_mse/stage1.keras\")  # plain Keras",
+        'model = kvae.zoo.load("fmnist_two_stage_computed")  # sha256 checked, safe_mode',
+        'images = model.generate(16, mode="mean", seed=0)     # through both stages',
+        'plain = keras.saving.load_model("zoo/fmnist_mse/stage1.keras")  # plain Keras',
         "```",
         "",
         "## Trained models",
@@ -169,35 +182,50 @@ def render_readme(data):
     for entry in trained:
         metrics = entry["metrics"]
         fd = metrics.get("fd_fmnist") or {}
-        fd_text = " / ".join(_number(fd.get(key), 3) for key in ("rec", "gen1", "gen2")
-                             if key in fd) or "n/a"
+        fd_text = (
+            " / ".join(_number(fd.get(key), 3) for key in ("rec", "gen1", "gen2") if key in fd)
+            or "n/a"
+        )
         lines.append(
             f"| [{entry['name']}](#{entry['name']}) | {entry['dataset']} | {entry['stages']} | "
             f"{entry['epochs']['stage1']} / {entry['epochs']['stage2'] or '-'} | "
             f"{_number(metrics['mse'])} | {_number(metrics['bits_per_dim'])} | {fd_text} | "
             f"{metrics['inactive_latents']} of "
             f"{metrics['inactive_latents'] + metrics['active_latents']} | "
-            f"{_size(entry):.1f} | {entry['trained_on']['device']} |")
-    lines += ["", f"Total: {sum(_size(entry) for entry in trained):.1f} MiB of checkpoints.",
-              "", "## Recipes (not trained here)", "",
-              "`kvae.zoo.load` on one of these names raises an error with its command.", "",
-              "| name | command | the paper's numbers | source | time on one GPU |",
-              "|---|---|---|---|---|"]
+            f"{_size(entry):.1f} | {entry['trained_on']['device']} |"
+        )
+    lines += [
+        "",
+        f"Total: {sum(_size(entry) for entry in trained):.1f} MiB of checkpoints.",
+        "",
+        "## Recipes (not trained here)",
+        "",
+        "`kvae.zoo.load` on one of these names raises an error with its command.",
+        "",
+        "| name | command | the paper's numbers | source | time on one GPU |",
+        "|---|---|---|---|---|",
+    ]
     for entry in recipe_entries:
         expected = ", ".join(f"{key} {value}" for key, value in entry["expected"].items())
-        lines.append(f"| {entry['name']} | `{entry['command']}` | {expected} | "
-                     f"{entry['expected_source']} | {entry['expected_gpu_time']} |")
+        lines.append(
+            f"| {entry['name']} | `{entry['command']}` | {expected} | "
+            f"{entry['expected_source']} | {entry['expected_gpu_time']} |"
+        )
     lines += ["", "## Model cards"]
     for entry in trained:
         metrics = entry["metrics"]
         lines += [
-            "", f"### {entry['name']}", "", entry["description"] + ".", "",
+            "",
+            f"### {entry['name']}",
+            "",
+            entry["description"] + ".",
+            "",
             *([f"**Note.** {entry['notes']}", ""] if entry.get("notes") else []),
             f"- Trained with `{entry['command']}` "
             f"({entry['epochs']['stage1']} stage-1 epochs"
             + (f", {entry['epochs']['stage2']} stage-2 epochs" if entry["stages"] == 2 else "")
             + f" of {entry['steps_per_epoch']} batches of {entry['batch_size']}) on "
-              f"{entry['trained_on']['device']} ({entry['trained_on']['backend']}).",
+            f"{entry['trained_on']['device']} ({entry['trained_on']['backend']}).",
             f"- Evaluated with `{entry['evaluation']}`.",
             f"- ELBO {_number(metrics['elbo_nats'])} nats per example "
             f"({_number(metrics['bits_per_dim'])} bits/dim), MSE {_number(metrics['mse'])}, "
@@ -205,9 +233,13 @@ def render_readme(data):
             f"- Check (the tests reproduce it within 1 %): MSE {_number(entry['check']['mse'])}"
             f" on the first {entry['check']['num_images']} test examples, seed "
             f"{entry['check']['seed']}.",
-            "- Files: " + "; ".join(f"`{spec['path']}` ({spec['size'] / 2**20:.1f} MiB, sha256 "
-                                    f"`{spec['sha256'][:16]}...`)"
-                                    for spec in entry["files"].values()) + ".",
+            "- Files: "
+            + "; ".join(
+                f"`{spec['path']}` ({spec['size'] / 2**20:.1f} MiB, sha256 "
+                f"`{spec['sha256'][:16]}...`)"
+                for spec in entry["files"].values()
+            )
+            + ".",
             "",
             f"Samples (decoder means{', through stage 2' if entry['stages'] == 2 else ''}) and "
             f"reconstructions (test images above, reconstructions below):",
@@ -218,8 +250,17 @@ def render_readme(data):
     return "\n".join(lines) + "\n"
 
 
-CARD_METRICS = ("mse", "mse_from_mu", "elbo_nats", "bits_per_dim", "variance_law",
-                "inactive_latents", "active_latents", "fd_fmnist", "fid")
+CARD_METRICS = (
+    "mse",
+    "mse_from_mu",
+    "elbo_nats",
+    "bits_per_dim",
+    "variance_law",
+    "inactive_latents",
+    "active_latents",
+    "fd_fmnist",
+    "fid",
+)
 """The evaluation metrics a card repeats (metrics.json has them all)."""
 
 
@@ -238,25 +279,34 @@ def _evaluate_into(model, target, dataset, config, scratch, fid):
 
     real = evaluate.load_examples(config, "test", evaluate.FULL_EVALUATION, model.data_shape)
     # as a user would run it from the folder that holds the zoo
-    command = (f"python -m kvae.evaluate {target.parent.name}/{target.name} --fid {fid} "
-               f"--out {target.name}-eval")
-    metrics = {"command": command,
-               **evaluate.evaluate(model, real, dataset, out=scratch, fid=fid)}
+    command = (
+        f"python -m kvae.evaluate {target.parent.name}/{target.name} --fid {fid} "
+        f"--out {target.name}-eval"
+    )
+    metrics = {"command": command, **evaluate.evaluate(model, real, dataset, out=scratch, fid=fid)}
     # Loaded as `kvae.evaluate --num-images 500` loads them (for synthetic data
     # a 500-point sample is not the first 500 points of a 10,000-point one).
     check_examples = evaluate.load_examples(config, "test", CHECK_IMAGES, model.data_shape)
-    check = evaluate.evaluate(model, check_examples, dataset, fid="off",
-                              gain_images=CHECK_IMAGES, out=None)
+    check = evaluate.evaluate(
+        model, check_examples, dataset, fid="off", gain_images=CHECK_IMAGES, out=None
+    )
     cli.write_json(scratch / "metrics.json", metrics)
     shutil.copy(scratch / "metrics.json", target / "metrics.json")
     grid = "samples_stage2.png" if model.stage2 is not None else "samples_mean.png"
     shutil.copy(scratch / grid, target / "samples.png")
     shutil.copy(scratch / "reconstructions.png", target / "reconstructions.png")
-    return {"metrics": {key: metrics.get(key) for key in CARD_METRICS},
-            "evaluation": command,
-            "check": {"num_images": CHECK_IMAGES, "seed": 0, "split": "test",
-                      "mse": check["mse"], "mse_from_mu": check["mse_from_mu"],
-                      "elbo_nats": check["elbo_nats"]}}
+    return {
+        "metrics": {key: metrics.get(key) for key in CARD_METRICS},
+        "evaluation": command,
+        "check": {
+            "num_images": CHECK_IMAGES,
+            "seed": 0,
+            "split": "test",
+            "mse": check["mse"],
+            "mse_from_mu": check["mse_from_mu"],
+            "elbo_nats": check["elbo_nats"],
+        },
+    }
 
 
 def refresh(name, zoo_dir=None, fid="auto"):
@@ -267,8 +317,9 @@ def refresh(name, zoo_dir=None, fid="auto"):
     entry = card(name, zoo_dir)
     model = load(name, zoo_dir)
     scratch = zoo_dir / name / "refresh-eval"
-    entry.update(_evaluate_into(model, zoo_dir / name, entry["dataset"], entry["config"],
-                                scratch, fid))
+    entry.update(
+        _evaluate_into(model, zoo_dir / name, entry["dataset"], entry["config"], scratch, fid)
+    )
     entry["refreshed"] = time.strftime("%Y-%m-%d")
     shutil.rmtree(scratch)
     data = manifest(zoo_dir)
@@ -293,27 +344,41 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
     run_dir, zoo_dir = Path(run_dir), Path(zoo_dir or default_dir())
     config = json.loads((run_dir / "config.json").read_text())
     state = json.loads((run_dir / "state.json").read_text())
-    stages = [saving.load(run_dir / f"stage{stage}.keras", compile=False)
-              for stage in ("1", "2") if (run_dir / f"stage{stage}.keras").is_file()
-              and state[f"stage{stage}"]["epochs_done"] > 0]
+    stages = [
+        saving.load(run_dir / f"stage{stage}.keras", compile=False)
+        for stage in ("1", "2")
+        if (run_dir / f"stage{stage}.keras").is_file() and state[f"stage{stage}"]["epochs_done"] > 0
+    ]
     model = TwoStageVAE(*stages, name=name)  # without the optimizer: compile=False
     target = zoo_dir / name
     model.save(target)
     files = {f"stage{stage}": target / f"stage{stage}.keras" for stage in model.stages}
-    evaluated = _evaluate_into(model, target, config["dataset"], config, run_dir / "zoo-eval",
-                               fid)
+    evaluated = _evaluate_into(model, target, config["dataset"], config, run_dir / "zoo-eval", fid)
     entry = {
-        "trained": True, "name": name, "dataset": config["dataset"],
-        "description": description, "command": command,
+        "trained": True,
+        "name": name,
+        "dataset": config["dataset"],
+        "description": description,
+        "command": command,
         "stages": len(files),
-        "epochs": {"stage1": state["stage1"]["epochs_done"],
-                   "stage2": state["stage2"]["epochs_done"] if "stage2" in files else 0},
-        "steps_per_epoch": config["steps_per_epoch"], "batch_size": config["batch_size"],
+        "epochs": {
+            "stage1": state["stage1"]["epochs_done"],
+            "stage2": state["stage2"]["epochs_done"] if "stage2" in files else 0,
+        },
+        "steps_per_epoch": config["steps_per_epoch"],
+        "batch_size": config["batch_size"],
         "config": config,
         "generation": {"latent_noise": model.latent_noise},
-        "files": {stage: {"path": f"{name}/{path.name}", "sha256": cli.file_digest(path),
-                          "size": path.stat().st_size} for stage, path in files.items()},
-        "samples": f"{name}/samples.png", "reconstructions": f"{name}/reconstructions.png",
+        "files": {
+            stage: {
+                "path": f"{name}/{path.name}",
+                "sha256": cli.file_digest(path),
+                "size": path.stat().st_size,
+            }
+            for stage, path in files.items()
+        },
+        "samples": f"{name}/samples.png",
+        "reconstructions": f"{name}/reconstructions.png",
         **evaluated,
         "trained_on": {"device": cli.device_name(), "backend": _backend()},
         "exported": time.strftime("%Y-%m-%d"),
@@ -336,8 +401,9 @@ def main(argv=None):
     listing.add_argument("--zoo", type=Path)
     readme = commands.add_parser("readme", help="rewrite the zoo's README.md from its manifest")
     readme.add_argument("--zoo", type=Path)
-    refreshing = commands.add_parser("refresh", help="evaluate shipped models again and "
-                                                     "rewrite their metrics and pictures")
+    refreshing = commands.add_parser(
+        "refresh", help="evaluate shipped models again and rewrite their metrics and pictures"
+    )
     refreshing.add_argument("names", nargs="+")
     refreshing.add_argument("--zoo", type=Path)
     refreshing.add_argument("--fid", choices=("auto", "on", "off"), default="auto")
@@ -345,8 +411,12 @@ def main(argv=None):
     exporting.add_argument("run_dir", type=Path)
     exporting.add_argument("--name", required=True)
     exporting.add_argument("--description", required=True)
-    exporting.add_argument("--command", dest="train_command", required=True,
-                           help="the exact training command, for the card")
+    exporting.add_argument(
+        "--command",
+        dest="train_command",
+        required=True,
+        help="the exact training command, for the card",
+    )
     exporting.add_argument("--zoo", type=Path)
     exporting.add_argument("--fid", choices=("auto", "on", "off"), default="auto")
     exporting.add_argument("--notes", help="what a user should know, for the card")
@@ -368,8 +438,15 @@ def main(argv=None):
             return 0
         if not (args.run_dir / "state.json").is_file():
             raise cli.UsageError(f"{args.run_dir} is not a kvae.train run (no state.json)")
-        entry = export(args.run_dir, args.name, args.description, args.train_command,
-                       args.zoo, args.fid, args.notes)
+        entry = export(
+            args.run_dir,
+            args.name,
+            args.description,
+            args.train_command,
+            args.zoo,
+            args.fid,
+            args.notes,
+        )
     except (cli.UsageError, ZooError) as error:
         print(f"kvae.zoo: {error}", file=sys.stderr)
         return cli.EXIT_BAD_INPUT
@@ -379,4 +456,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -104,8 +104,12 @@ def model_card():
 
     spec = ARGS.model
     if is_file_spec(spec):
-        return {"name": Path(spec).name, "path": spec, "stage2": ARGS.stage2,
-                "source": "a .keras file given to the service"}
+        return {
+            "name": Path(spec).name,
+            "path": spec,
+            "stage2": ARGS.stage2,
+            "source": "a .keras file given to the service",
+        }
     card = dict(zoo.card(spec))
     metrics_file = zoo.default_dir() / spec / "metrics.json"
     if metrics_file.is_file():
@@ -146,8 +150,7 @@ def read_upload(path, shape):
     from kvae import data
 
     if len(shape) != 3:
-        raise InvalidArgument(f"image: the model takes vectors of shape {tuple(shape)}, "
-                              "not images")
+        raise InvalidArgument(f"image: the model takes vectors of shape {tuple(shape)}, not images")
     size = os.path.getsize(path)
     if size > MAX_UPLOAD_BYTES:
         raise InvalidArgument(f"image: {size} bytes is over the limit of {MAX_UPLOAD_BYTES}")
@@ -158,16 +161,20 @@ def read_upload(path, shape):
             picture.load()
             height, width, channels = shape
             if channels == 3:
-                pixels = data.center_crop_resize(picture, height) \
-                    if picture.size != (width, height) else np.asarray(picture.convert("RGB"))
+                pixels = (
+                    data.center_crop_resize(picture, height)
+                    if picture.size != (width, height)
+                    else np.asarray(picture.convert("RGB"))
+                )
             else:
                 grey = picture.convert("L")
                 if grey.size != (width, height):
                     grey = Image.fromarray(data.center_crop_resize(grey, height)[..., 0])
                 pixels = np.asarray(grey)[..., None]
     except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise InvalidArgument("image: cannot decode the upload as a PNG or JPEG image "
-                              f"({type(error).__name__})") from error
+        raise InvalidArgument(
+            f"image: cannot decode the upload as a PNG or JPEG image ({type(error).__name__})"
+        ) from error
     return pixels.astype(np.float32) / 255.0
 
 
@@ -178,8 +185,10 @@ def given_latents(z, dim):
     if latents.ndim != 2 or not 1 <= len(latents) <= MAX_IMAGES:
         raise InvalidArgument(f"z: give 1 to {MAX_IMAGES} rows of {dim} numbers")
     if latents.shape[1] != dim:
-        raise InvalidArgument(f"z: each row must hold {dim} numbers (the model's latent length), "
-                              f"got {latents.shape[1]}")
+        raise InvalidArgument(
+            f"z: each row must hold {dim} numbers (the model's latent length), "
+            f"got {latents.shape[1]}"
+        )
     if not np.isfinite(latents).all():
         raise InvalidArgument("z: every number must be finite")
     return latents.astype(np.float32)
@@ -193,7 +202,8 @@ def png_bytes(images, columns=None):
         columns = int(np.ceil(np.sqrt(len(images))))
     buffer = io.BytesIO()
     image_utils.grid_picture(images, columns, padding=2 if len(images) > 1 else 0).save(
-        buffer, "PNG")
+        buffer, "PNG"
+    )
     return buffer.getvalue()
 
 
@@ -205,8 +215,11 @@ def decode_statistics(model, latents):
 
     mean, log_gamma = generation.decode_numpy(model, latents)
     mean = mean.reshape(len(latents), -1)
-    log_gamma = (np.full_like(mean, log_gamma) if log_gamma.ndim == 0
-                 else log_gamma.reshape(len(latents), -1))
+    log_gamma = (
+        np.full_like(mean, log_gamma)
+        if log_gamma.ndim == 0
+        else log_gamma.reshape(len(latents), -1)
+    )
     return np.concatenate([mean, log_gamma], axis=1)
 
 
@@ -248,8 +261,7 @@ class KVAE:
     # image in -------------------------------------------------------------------
 
     @bentoml.api(route="/encode")
-    def encode(self, image: Upload, sample: bool = False,
-               seed: int | None = None) -> dict:
+    def encode(self, image: Upload, sample: bool = False, seed: int | None = None) -> dict:
         """mu and log sigma of q(z|x) for the uploaded image; with
         `sample`, also z = mu + sigma * eps (eps from `seed`)."""
         x = read_upload(image, self.data_shape)[None]
@@ -260,8 +272,7 @@ class KVAE:
         return result
 
     @bentoml.api(route="/reconstruct")
-    async def reconstruct(self, image: Upload, sample: bool = False,
-                          seed: int | None = None):
+    async def reconstruct(self, image: Upload, sample: bool = False, seed: int | None = None):
         """The decoder mean at z = mu (or at a sampled z), as a PNG."""
         x = read_upload(image, self.data_shape)[None]
         mu, log_sigma = await anyio.to_thread.run_sync(self.model.encode, x)
@@ -272,10 +283,15 @@ class KVAE:
     # generation -------------------------------------------------------------------
 
     @bentoml.api(route="/mean-generate")
-    async def mean_generate(self, n: ImageCount = 16, seed: int | None = None,
-                      stage: int | None = None, temperature: Temperature = 1.0,
-                      z: list[list[float]] | None = None,
-                      format: Format = "png"):
+    async def mean_generate(
+        self,
+        n: ImageCount = 16,
+        seed: int | None = None,
+        stage: int | None = None,
+        temperature: Temperature = 1.0,
+        z: list[list[float]] | None = None,
+        format: Format = "png",
+    ):
         """Decoder means at latents from the prior (n, seed, temperature;
         through stage 2 when the model has it), or at the given stage-1
         latents `z` (n is then their count; stage 2 makes them stage-2
@@ -283,10 +299,15 @@ class KVAE:
         return await self._generate("mean", n, seed, stage, temperature, z, format)
 
     @bentoml.api(route="/sample-generate")
-    async def sample_generate(self, n: ImageCount = 16, seed: int | None = None,
-                              stage: int | None = None, temperature: Temperature = 1.0,
-                              z: list[list[float]] | None = None,
-                              format: Format = "png"):
+    async def sample_generate(
+        self,
+        n: ImageCount = 16,
+        seed: int | None = None,
+        stage: int | None = None,
+        temperature: Temperature = 1.0,
+        z: list[list[float]] | None = None,
+        format: Format = "png",
+    ):
         """Draws from p(x|z) (ancestral sampling), latents as mean-generate."""
         return await self._generate("sample", n, seed, stage, temperature, z, format)
 
@@ -325,19 +346,33 @@ class KVAE:
         if stage is None:  # given z are stage-1 latents (as /encode returns them)
             stage = 1 if z is not None else stages[-1]
         if stage not in stages:
-            raise InvalidArgument(f"stage: this model generates with stage "
-                                  f"{' or '.join(map(str, stages))}, not {stage}")
+            raise InvalidArgument(
+                f"stage: this model generates with stage "
+                f"{' or '.join(map(str, stages))}, not {stage}"
+            )
         latents = given_latents(z, self.model.latent_dim_of(stage)) if z is not None else None
         # The protocol of kvae.generation, as TwoStageVAE.generate runs it.
-        steps = self.model.protocol(seeds.generator(seed), n=n, latents=latents, mode=mode,
-                                    temperature=temperature, stage=stage)
+        steps = self.model.protocol(
+            seeds.generator(seed),
+            n=n,
+            latents=latents,
+            mode=mode,
+            temperature=temperature,
+            stage=stage,
+        )
         images = await generation.run_async(steps, self._decode_distribution)
         images = images.reshape(len(images), *self.data_shape)
         if len(self.data_shape) != 3:  # vectors (manifold2d): numbers, not pictures
             return JSONResponse({"samples": images.tolist()})
         if format == "json":
-            return JSONResponse({"images": [base64.b64encode(png_bytes(image[None])).decode()
-                                            for image in images], "media_type": "image/png"})
+            return JSONResponse(
+                {
+                    "images": [
+                        base64.b64encode(png_bytes(image[None])).decode() for image in images
+                    ],
+                    "media_type": "image/png",
+                }
+            )
         return Response(png_bytes(images), media_type="image/png")
 
 

@@ -40,8 +40,11 @@ def outputs(model_path, inputs_path, out_path):
     from helpers import model_outputs
 
     plain = out_path.endswith(".plain.npz")
-    model = (keras.saving.load_model(model_path, compile=False) if plain
-             else kvae.load(model_path, compile=False))
+    model = (
+        keras.saving.load_model(model_path, compile=False)
+        if plain
+        else kvae.load(model_path, compile=False)
+    )
     np.savez(out_path, **model_outputs(model, np.load(inputs_path)))
     return {"class": type(model).__name__, "gamma": model.gamma()}
 
@@ -76,8 +79,13 @@ def replay(out_dir, gamma):
             gamma_squares.append(float(np.asarray(model.observation.gamma_square)))
     out_dir = Path(out_dir)
     model.save(out_dir / "model.keras")
-    return {"mses": mses, "gamma_squares": gamma_squares, "logs": logs,
-            "gamma": model.gamma(), **_state(model)}
+    return {
+        "mses": mses,
+        "gamma_squares": gamma_squares,
+        "logs": logs,
+        "gamma": model.gamma(),
+        **_state(model),
+    }
 
 
 def resume(model_path):
@@ -89,13 +97,19 @@ def resume(model_path):
     weights = [np.array(w) for w in model.trainable_weights]
     scale = float(np.asarray(getattr(model.optimizer, "dynamic_scale", np.nan)))
     log = model.train_on_batch(random_images(8, seed=9), return_dict=True)
-    moved = max(float(np.abs(np.asarray(w) - old).max())
-                for w, old in zip(model.trainable_weights, weights))
-    return {"before": before, "after": _state(model),
-            "optimizer": type(model.optimizer).__name__,
-            "loss": float(log["loss"]), "mse": float(log["mse"]), "weights_moved": moved,
-            "scale_before": scale,
-            "scale_after": float(np.asarray(getattr(model.optimizer, "dynamic_scale", np.nan)))}
+    moved = max(
+        float(np.abs(np.asarray(w) - old).max()) for w, old in zip(model.trainable_weights, weights)
+    )
+    return {
+        "before": before,
+        "after": _state(model),
+        "optimizer": type(model.optimizer).__name__,
+        "loss": float(log["loss"]),
+        "mse": float(log["mse"]),
+        "weights_moved": moved,
+        "scale_before": scale,
+        "scale_after": float(np.asarray(getattr(model.optimizer, "dynamic_scale", np.nan))),
+    }
 
 
 def batch(jobs_path):
@@ -105,8 +119,13 @@ def batch(jobs_path):
     return {"results": [COMMANDS[command](*arguments) for command, *arguments in jobs]}
 
 
-COMMANDS = {"outputs": outputs, "gradients": gradients, "replay": replay, "resume": resume,
-            "batch": batch}
+COMMANDS = {
+    "outputs": outputs,
+    "gradients": gradients,
+    "replay": replay,
+    "resume": resume,
+    "batch": batch,
+}
 
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]

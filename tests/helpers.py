@@ -19,8 +19,12 @@ def tiny_resnet(gamma="computed", side=8, channels=1, latent_dim=4, **kwargs):
     import kvae
 
     return kvae.VAE(
-        (side, side, channels), latent_dim, net="resnet",
-        net_config=TINY_RESNET, gamma=gamma, **kwargs,
+        (side, side, channels),
+        latent_dim,
+        net="resnet",
+        net_config=TINY_RESNET,
+        gamma=gamma,
+        **kwargs,
     )
 
 
@@ -48,11 +52,18 @@ def model_outputs(model, inputs):
 def run_worker(backend, *args, timeout=300):
     """Run tests/backend_worker.py in a fresh process on `backend`; return
     the JSON object it prints last."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "JAX_PLATFORMS": "cpu"}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "JAX_PLATFORMS": "cpu",
+    }
     result = subprocess.run(
         [sys.executable, str(WORKER), *map(str, args)],
-        env=env, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if result.returncode != 0:
         raise AssertionError(
@@ -73,7 +84,9 @@ def run_worker_batch(backend, jobs, folder, timeout=600):
 
 def write_idx(path, array):
     """Write `array` as a uint8 idx file (gzipped when the name ends in .gz)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "wb") as handle:
         handle.write(header + array.astype(np.uint8).tobytes())

@@ -22,7 +22,9 @@ CASES = {
     "resnet-learned": lambda: tiny_resnet("learned", side=16, channels=3),
     "resnet-pixel": lambda: tiny_resnet("pixel"),
     "infogan-computed": lambda: kvae.VAE((28, 28, 1), 4, net="infogan", gamma="computed"),
-    "stage2-learned": lambda: kvae.VAE((6,), 6, net="stage2", net_config={"second_dim": 32}, gamma="learned"),
+    "stage2-learned": lambda: kvae.VAE(
+        (6,), 6, net="stage2", net_config={"second_dim": 32}, gamma="learned"
+    ),
 }
 
 
@@ -42,17 +44,26 @@ def parity_runs(tmp_path_factory):
         noise = rng.normal(size=(16, model.latent_dim)).astype("float32")
         model.save(folder / f"{name}.keras")
         np.savez(folder / f"{name}-inputs.npz", x=x, noise=noise)
-        jobs.append(("gradients", folder / f"{name}.keras", folder / f"{name}-inputs.npz",
-                     folder / f"{name}-jax.npz"))
+        jobs.append(
+            (
+                "gradients",
+                folder / f"{name}.keras",
+                folder / f"{name}-inputs.npz",
+                folder / f"{name}-jax.npz",
+            )
+        )
         loaded = kvae.load(folder / f"{name}.keras", compile=False)
         terms, gradients = loaded.loss_and_gradients(x, noise=noise)
-        on_tf[name] = {**{key: keras.ops.convert_to_numpy(value) for key, value in terms.items()},
-                       **{f"grad_{i}": keras.ops.convert_to_numpy(g)
-                          for i, g in enumerate(gradients)}}
+        on_tf[name] = {
+            **{key: keras.ops.convert_to_numpy(value) for key, value in terms.items()},
+            **{f"grad_{i}": keras.ops.convert_to_numpy(g) for i, g in enumerate(gradients)},
+        }
         paths[name] = [v.path for v in loaded.trainable_variables]
     results = run_worker_batch("jax", jobs, folder)
-    return {name: (on_tf[name], np.load(folder / f"{name}-jax.npz"), paths[name],
-                   result["paths"]) for name, result in zip(sorted(CASES), results)}
+    return {
+        name: (on_tf[name], np.load(folder / f"{name}-jax.npz"), paths[name], result["paths"])
+        for name, result in zip(sorted(CASES), results)
+    }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -78,8 +89,16 @@ def test_in_process_gradients_match_the_worker(tmp_path):
     noise = rng.normal(size=(4, 4)).astype("float32")
     model.save(tmp_path / "model.keras")
     np.savez(tmp_path / "inputs.npz", x=x, noise=noise)
-    run_worker("tensorflow", "gradients", tmp_path / "model.keras", tmp_path / "inputs.npz", tmp_path / "w.npz")
+    run_worker(
+        "tensorflow",
+        "gradients",
+        tmp_path / "model.keras",
+        tmp_path / "inputs.npz",
+        tmp_path / "w.npz",
+    )
     terms, gradients = model.loss_and_gradients(x, noise=noise)
     from_worker = np.load(tmp_path / "w.npz")
     np.testing.assert_allclose(from_worker["loss"], float(terms["loss"]), rtol=1e-6)
-    np.testing.assert_allclose(from_worker["grad_0"], keras.ops.convert_to_numpy(gradients[0]), rtol=1e-5)
+    np.testing.assert_allclose(
+        from_worker["grad_0"], keras.ops.convert_to_numpy(gradients[0]), rtol=1e-5
+    )

@@ -25,8 +25,14 @@ def test_celeba_crop_and_resize_equal_pil_within_one_grey_level(kind):
         face = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
     else:
         rows, columns = np.meshgrid(np.arange(218), np.arange(178), indexing="ij")
-        face = np.stack([127 + 120 * np.sin(rows / 7.0 + c) * np.cos(columns / 11.0)
-                         for c in range(3)], axis=-1).round().astype(np.uint8)
+        face = (
+            np.stack(
+                [127 + 120 * np.sin(rows / 7.0 + c) * np.cos(columns / 11.0) for c in range(3)],
+                axis=-1,
+            )
+            .round()
+            .astype(np.uint8)
+        )
     ours = data.celeba_crop_resize(tf.constant(face)).numpy()
     assert ours.shape == (64, 64, 3) and ours.dtype == np.uint8
     difference = np.abs(ours.astype(int) - pil_celeba(face).astype(int))
@@ -66,8 +72,9 @@ def test_celeba_download_failure_says_how_to_place_the_files(monkeypatch, tmp_pa
     assert "img_align_celeba.zip" in message and "list_eval_partition.txt" in message
 
 
-@pytest.mark.parametrize("name,shape", [("cifar10", (32, 32, 3)), ("mnist", (28, 28, 1)),
-                                        ("fashion_mnist", (28, 28, 1))])
+@pytest.mark.parametrize(
+    "name,shape", [("cifar10", (32, 32, 3)), ("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1))]
+)
 def test_tfds_image_datasets_under_mock_data(name, shape, monkeypatch, tmp_path):
     monkeypatch.setattr(data.idx, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
     monkeypatch.delenv("KVAE_DATA_DIR", raising=False)
@@ -83,7 +90,7 @@ def test_training_batches_shuffle_drop_the_remainder_and_scale_to_unit_range():
     assert dataset.steps_per_epoch(4) == 2
     batches = [batch.numpy() for batch in dataset.train_batches(4, seed=0).take(6)]
     assert all(batch.shape == (4, 1, 1, 1) and batch.dtype == np.float32 for batch in batches)
-    epochs = [np.concatenate(batches[i:i + 2]).ravel() for i in (0, 2, 4)]
+    epochs = [np.concatenate(batches[i : i + 2]).ravel() for i in (0, 2, 4)]
     for epoch in epochs:  # 8 distinct examples of 10 in each pass of two batches
         assert len(set(epoch.tolist())) == 8
         assert set(np.round(epoch * 255).astype(int).tolist()) <= set(range(0, 200, 20))
@@ -113,7 +120,7 @@ def test_image_folder_crops_resizes_and_holds_out_a_tenth(tmp_path):
         height, width = pixels.shape[:2]
         side = min(height, width)
         top, left = (height - side) // 2, (width - side) // 2
-        square = Image.fromarray(pixels[top:top + side, left:left + side])
+        square = Image.fromarray(pixels[top : top + side, left : left + side])
         expected.append(np.asarray(square.resize((16, 16), Image.BILINEAR)))
     every = np.concatenate([dataset.train, dataset.validation])
     assert sorted(map(bytes, every)) == sorted(map(bytes, expected))
@@ -143,7 +150,7 @@ def test_sphere_points_lie_on_the_sphere_uniformly():
     np.testing.assert_allclose(np.linalg.norm(points, axis=1), 2.5, rtol=1e-5)
     # Uniform on S_7(R): mean 0 and covariance R^2 / D * I.
     assert np.abs(points.mean(axis=0)).max() < 0.05
-    np.testing.assert_allclose(np.cov(points.T), np.eye(8) * 2.5 ** 2 / 8, atol=0.03)
+    np.testing.assert_allclose(np.cov(points.T), np.eye(8) * 2.5**2 / 8, atol=0.03)
 
 
 def test_manifold2d_has_three_noise_levels():
@@ -151,8 +158,11 @@ def test_manifold2d_has_three_noise_levels():
     assert points.shape == (60000, 2) and points.dtype == np.float32
     residual = points[:, 1] - 0.6 * np.sin(np.pi * points[:, 0])
     spreads = {}
-    for name, (low, high) in {"moderate": (-0.9, -0.45), "small": (-0.25, 0.25),
-                              "large": (0.45, 0.9)}.items():
+    for name, (low, high) in {
+        "moderate": (-0.9, -0.45),
+        "small": (-0.25, 0.25),
+        "large": (0.45, 0.9),
+    }.items():
         inside = (points[:, 0] > low) & (points[:, 0] < high)
         # The median absolute residual: robust to the few points that the
         # noise carries across a region boundary.

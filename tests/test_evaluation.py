@@ -38,8 +38,9 @@ def test_frechet_distance_equals_scipy(count_a, count_b, dim):
     mixing = rng.normal(size=(dim, dim)) / math.sqrt(dim)
     features_a = rng.normal(size=(count_a, dim)) @ mixing
     features_b = rng.normal(size=(count_b, dim)) @ (mixing + 0.3 * np.eye(dim)) + 0.5
-    got = metrics.frechet_distance(*metrics.gaussian_statistics(features_a),
-                                   *metrics.gaussian_statistics(features_b))
+    got = metrics.frechet_distance(
+        *metrics.gaussian_statistics(features_a), *metrics.gaussian_statistics(features_b)
+    )
     np.testing.assert_allclose(got, scipy_frechet(features_a, features_b), rtol=1e-4)
     assert got > 1.0
 
@@ -52,10 +53,13 @@ def test_frechet_distance_of_a_set_against_itself_is_about_zero():
     # 1000 draws), a copy shifted by one standard deviation is not.
     halves = [metrics.gaussian_statistics(part) for part in np.split(features_a, 2)]
     shifted = metrics.gaussian_statistics(features_a + 3.0)
-    assert metrics.frechet_distance(*halves[0], *halves[1]) < \
-        metrics.frechet_distance(*statistics, *shifted) / 5.0
-    np.testing.assert_allclose(metrics.frechet_distance(*statistics, *shifted), 128 * 9.0,
-                               rtol=1e-6)
+    assert (
+        metrics.frechet_distance(*halves[0], *halves[1])
+        < metrics.frechet_distance(*statistics, *shifted) / 5.0
+    )
+    np.testing.assert_allclose(
+        metrics.frechet_distance(*statistics, *shifted), 128 * 9.0, rtol=1e-6
+    )
 
 
 def test_frechet_distance_rejects_mismatched_statistics():
@@ -78,10 +82,10 @@ def test_variance_law_and_inactive_latents_equal_hand_computation():
     np.testing.assert_allclose(law["law"], [2.0 / 3.0 + 0.01, 2.45 / 3.0, 0.25])
     np.testing.assert_allclose(law["law_mean_sigma"], [2.0 / 3.0 + 0.1, 0.9, 0.5])
     # Inactive: mean sigma^2 >= 0.8; latent 1 has 0.8167.
-    np.testing.assert_array_equal(metrics.inactive_latents(law["mean_sigma2"]),
-                                  [False, True, False])
-    np.testing.assert_array_equal(metrics.inactive_latents(np.array([0.79999, 0.8])),
-                                  [False, True])
+    np.testing.assert_array_equal(
+        metrics.inactive_latents(law["mean_sigma2"]), [False, True, False]
+    )
+    np.testing.assert_array_equal(metrics.inactive_latents(np.array([0.79999, 0.8])), [False, True])
 
 
 def test_per_epoch_latent_summary_agrees_with_the_metrics():
@@ -101,8 +105,10 @@ def test_bits_per_dim_conversion():
 
 def test_log_mean_exp_is_stable_and_exact():
     values = np.array([[1000.0, -5.0], [1001.0, -6.0]])
-    expected = [1000.0 + math.log((1.0 + math.e) / 2.0),
-                math.log((math.exp(-5.0) + math.exp(-6.0)) / 2.0)]
+    expected = [
+        1000.0 + math.log((1.0 + math.e) / 2.0),
+        math.log((math.exp(-5.0) + math.exp(-6.0)) / 2.0),
+    ]
     np.testing.assert_allclose(metrics.log_mean_exp(values, axis=0), expected, rtol=1e-12)
 
 
@@ -115,11 +121,12 @@ def numpy_terms(model, x, eps, gamma):
     z = mu + np.exp(log_sigma) * eps
     x_mean = ops.convert_to_numpy(model.decode(z.astype("float32"))).astype(np.float64)
     axes = tuple(range(1, x.ndim))
-    recon = np.sum((x - x_mean) ** 2 / (2.0 * gamma ** 2) + np.log(gamma)
-                   + 0.5 * np.log(2.0 * np.pi), axis=axes)
-    kl = 0.5 * np.sum(mu ** 2 + np.exp(2.0 * log_sigma) - 2.0 * log_sigma - 1.0, axis=1)
-    log_prior = np.sum(-0.5 * z ** 2 - 0.5 * np.log(2.0 * np.pi), axis=1)
-    log_posterior = np.sum(-0.5 * eps ** 2 - log_sigma - 0.5 * np.log(2.0 * np.pi), axis=1)
+    recon = np.sum(
+        (x - x_mean) ** 2 / (2.0 * gamma**2) + np.log(gamma) + 0.5 * np.log(2.0 * np.pi), axis=axes
+    )
+    kl = 0.5 * np.sum(mu**2 + np.exp(2.0 * log_sigma) - 2.0 * log_sigma - 1.0, axis=1)
+    log_prior = np.sum(-0.5 * z**2 - 0.5 * np.log(2.0 * np.pi), axis=1)
+    log_posterior = np.sum(-0.5 * eps**2 - log_sigma - 0.5 * np.log(2.0 * np.pi), axis=1)
     return recon, kl, -recon + log_prior - log_posterior
 
 
@@ -135,8 +142,9 @@ def test_elbo_of_a_fixed_sigma_model_is_minus_the_loss_terms():
     np.testing.assert_allclose(got["log_weight"], log_weight, rtol=1e-4)
     # The same number as the training loss in inference mode (KL weight 1).
     terms = model.compute_terms(x.astype("float32"), noise=eps.astype("float32"))
-    np.testing.assert_allclose(np.mean(got["log_likelihood"] - got["kl"]),
-                               -float(terms["loss"]), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.mean(got["log_likelihood"] - got["kl"]), -float(terms["loss"]), rtol=1e-5
+    )
 
 
 def test_elbo_pass_and_importance_weighted_bound():
@@ -155,8 +163,9 @@ def test_elbo_pass_and_importance_weighted_bound():
     # 512 independent draws, within 5 standard errors of the two estimates.
     rng = np.random.default_rng(11)
     draws = 512  # one batch: the 10 examples repeated, a fresh eps for each copy
-    terms = metrics.elbo_terms(model, np.tile(x, (draws, 1, 1, 1)), rng.standard_normal(
-        (draws * 10, 4), dtype=np.float32))
+    terms = metrics.elbo_terms(
+        model, np.tile(x, (draws, 1, 1, 1)), rng.standard_normal((draws * 10, 4), dtype=np.float32)
+    )
     log_weights = terms["log_weight"].reshape(draws, 10)
     monte_carlo = log_weights.mean(axis=0)
     per_draw = terms["log_likelihood"].reshape(draws, 10)  # the spread of one draw
@@ -189,8 +198,7 @@ def test_generation_modes_temperature_and_alpha():
 
 def test_latent_normalization_scale_is_one_over_the_mean_std():
     z = np.random.default_rng(0).normal(size=(5000, 3)) * np.array([1.0, 2.0, 3.0])
-    assert latent_normalization_scale(z) == pytest.approx(1.0 / np.mean(z.std(axis=0)),
-                                                          rel=1e-12)
+    assert latent_normalization_scale(z) == pytest.approx(1.0 / np.mean(z.std(axis=0)), rel=1e-12)
     assert latent_normalization_scale(z) == pytest.approx(1.0 / 2.0, rel=0.02)
 
 
@@ -200,16 +208,36 @@ def test_ancestral_samples_of_a_pixel_sigma_model_follow_its_sigma():
     x_mean, log_gamma = model.decode_distribution(z)
     samples = ops.convert_to_numpy(model.generate_from(z, mode="sample", seed=1))
     standardized = (samples - ops.convert_to_numpy(x_mean)) / np.exp(
-        ops.convert_to_numpy(log_gamma))
+        ops.convert_to_numpy(log_gamma)
+    )
     assert standardized.std() == pytest.approx(1.0, abs=0.03)
     assert abs(standardized.mean()) < 0.03
 
 
 # -- a trained Fashion-MNIST model -------------------------------------------------------------
 
-RUN_OPTIONS = ["--latent-dim", "16", "--fc-dim", "128", "--second-dim", "128", "--lr", "1e-3",
-               "--lr2", "1e-3", "--epochs", "2", "--epochs2", "2", "--steps-per-epoch", "150",
-               "--xla", "on", "--seed", "0"]
+RUN_OPTIONS = [
+    "--latent-dim",
+    "16",
+    "--fc-dim",
+    "128",
+    "--second-dim",
+    "128",
+    "--lr",
+    "1e-3",
+    "--lr2",
+    "1e-3",
+    "--epochs",
+    "2",
+    "--epochs2",
+    "2",
+    "--steps-per-epoch",
+    "150",
+    "--xla",
+    "on",
+    "--seed",
+    "0",
+]
 """A short two-stage run whose point is the pipeline: narrow fully connected
 layers (the original InfoGAN's 1024 and the stage-2 MLP's 1024 made this
 fixture the slowest part of the suite)."""
@@ -239,22 +267,27 @@ def test_ancestral_samples_spread_around_their_means_by_gamma(fashion_run):
     assert abs(residuals.std() - gamma) < 5 * standard_error
     assert abs(residuals.mean()) < 5 * gamma / math.sqrt(len(residuals))
     # Mean generation is deterministic for a seed.
-    np.testing.assert_array_equal(ops.convert_to_numpy(model.generate(8, seed=3)),
-                                  ops.convert_to_numpy(model.generate(8, seed=3)))
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(model.generate(8, seed=3)),
+        ops.convert_to_numpy(model.generate(8, seed=3)),
+    )
 
 
 def test_variance_law_and_inactive_count_are_logged_each_epoch(fashion_run):
     with open(fashion_run / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(row["stage"], row["epoch"]) for row in rows] == [
-        ("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]
+        ("1", "1"),
+        ("1", "2"),
+        ("2", "1"),
+        ("2", "2"),
+    ]
     last_stage1 = rows[1]
     model = kvae.load(fashion_run / "stage1.keras", compile=False)
-    examples = data.load_split("fashion_mnist", "test")[:training.LATENT_SUMMARY_EXAMPLES]
+    examples = data.load_split("fashion_mnist", "test")[: training.LATENT_SUMMARY_EXAMPLES]
     law = metrics.variance_law(*metrics.encode(model, examples))
     assert float(last_stage1["variance_law"]) == pytest.approx(law["law"].mean(), abs=1e-5)
-    assert int(last_stage1["inactive"]) == int(metrics.inactive_latents(
-        law["mean_sigma2"]).sum())
+    assert int(last_stage1["inactive"]) == int(metrics.inactive_latents(law["mean_sigma2"]).sum())
 
 
 def test_reconstruction_gain_separates_active_from_inactive_latents(fashion_run):
@@ -268,29 +301,58 @@ def test_reconstruction_gain_separates_active_from_inactive_latents(fashion_run)
     # Zeroing a latent by hand gives the same gain.
     zeroed = mu.copy()
     zeroed[:, 0] = 0.0
-    by_hand = (metrics.squared_error(examples, ops.convert_to_numpy(model.decode(zeroed))).mean()
-               - metrics.squared_error(examples, ops.convert_to_numpy(model.decode(mu))).mean())
+    by_hand = (
+        metrics.squared_error(examples, ops.convert_to_numpy(model.decode(zeroed))).mean()
+        - metrics.squared_error(examples, ops.convert_to_numpy(model.decode(mu))).mean()
+    )
     assert gains[0] == pytest.approx(by_hand, rel=1e-4, abs=1e-9)
 
 
 def subprocess_environment(tmp_path):
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",
-            "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(tmp_path / "keras-home")}
+    return {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KERAS_BACKEND": "tensorflow",
+        "CUDA_VISIBLE_DEVICES": "",
+        "KERAS_HOME": str(tmp_path / "keras-home"),
+    }
 
 
 def test_evaluate_command_on_a_two_stage_fashion_mnist_run(fashion_run, tmp_path):
     out = tmp_path / "eval"
-    command = [sys.executable, "-m", "kvae.evaluate", str(fashion_run), "--out", str(out),
-               "--num-images", "500", "--iwae", "4", "--gain-images", "200"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                            env=subprocess_environment(tmp_path))
+    command = [
+        sys.executable,
+        "-m",
+        "kvae.evaluate",
+        str(fashion_run),
+        "--out",
+        str(out),
+        "--num-images",
+        "500",
+        "--iwae",
+        "4",
+        "--gain-images",
+        "200",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env=subprocess_environment(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     metrics_json = json.loads((out / "metrics.json").read_text())
-    for key in ("elbo_nats", "bits_per_dim", "elbo_bits_per_dim", "iwae_nats", "mse",
-                "mse_from_mu", "variance_law", "variance_law_mean_sigma"):
+    for key in (
+        "elbo_nats",
+        "bits_per_dim",
+        "elbo_bits_per_dim",
+        "iwae_nats",
+        "mse",
+        "mse_from_mu",
+        "variance_law",
+        "variance_law_mean_sigma",
+    ):
         assert np.isfinite(metrics_json[key]), key
     assert metrics_json["bits_per_dim"] == pytest.approx(
-        -metrics_json["elbo_nats"] / (784 * math.log(2.0)))
+        -metrics_json["elbo_nats"] / (784 * math.log(2.0))
+    )
     assert metrics_json["iwae_nats"] >= metrics_json["elbo_nats"]
     assert metrics_json["protocol"]["num_images"] == 500
     assert metrics_json["command"].startswith("python -m kvae.evaluate")
@@ -306,8 +368,13 @@ def test_evaluate_command_on_a_two_stage_fashion_mnist_run(fashion_run, tmp_path
     assert "--inception-weights" in metrics_json["fid"]["reason"]
     assert "rec" not in metrics_json["fid"]
     assert metrics_json["stage2"]["latent_noise"] is False  # computed stage 2: Asperti
-    for name in ("reconstructions", "samples_mean", "samples_ancestral", "samples_stage2",
-                 "latent_variance"):
+    for name in (
+        "reconstructions",
+        "samples_mean",
+        "samples_ancestral",
+        "samples_stage2",
+        "latent_variance",
+    ):
         with Image.open(out / f"{name}.png") as picture:
             assert picture.width > 100 and picture.height > 100, name
     with Image.open(out / "samples_ancestral.png") as picture:  # 4 rows of 10, x2
@@ -317,15 +384,29 @@ def test_evaluate_command_on_a_two_stage_fashion_mnist_run(fashion_run, tmp_path
     examples = data.load_split("fashion_mnist", "test")[:500]
     reconstructions = metrics.reconstruct(model, examples, sample=True, seed=0, batch_size=250)
     assert metrics_json["mse"] == pytest.approx(
-        metrics.squared_error(examples, reconstructions).mean(), rel=1e-5)
+        metrics.squared_error(examples, reconstructions).mean(), rel=1e-5
+    )
 
 
 def test_evaluate_bad_input_exits_2_with_one_line(fashion_run, tmp_path, capsys):
     cases = [
         ([str(tmp_path / "absent"), "--out", str(tmp_path / "o")], "neither a run folder"),
-        ([str(fashion_run), "--out", str(tmp_path / "o"), "--fid", "on", "--inception-weights",
-          str(tmp_path / "missing.h5")], "Inception"),
-        ([str(fashion_run), "--out", str(tmp_path / "o"), "--split", "validaton"], "invalid choice"),
+        (
+            [
+                str(fashion_run),
+                "--out",
+                str(tmp_path / "o"),
+                "--fid",
+                "on",
+                "--inception-weights",
+                str(tmp_path / "missing.h5"),
+            ],
+            "Inception",
+        ),
+        (
+            [str(fashion_run), "--out", str(tmp_path / "o"), "--split", "validaton"],
+            "invalid choice",
+        ),
     ]
     (tmp_path / "lonely").mkdir()
     lonely = tmp_path / "lonely" / "model.keras"
@@ -340,16 +421,37 @@ def test_evaluate_bad_input_exits_2_with_one_line(fashion_run, tmp_path, capsys)
 
 def test_evaluate_on_2d_data_draws_scatter_plots(tmp_path):
     run_dir = tmp_path / "run"
-    assert train.main(["manifold2d", "--gamma", "pixel", "--epochs", "1", "--epochs2", "1",
-                       "--steps-per-epoch", "20", "--out", str(run_dir)]) == 0
+    assert (
+        train.main(
+            [
+                "manifold2d",
+                "--gamma",
+                "pixel",
+                "--epochs",
+                "1",
+                "--epochs2",
+                "1",
+                "--steps-per-epoch",
+                "20",
+                "--out",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "eval"
     assert evaluate.main([str(run_dir), "--out", str(out), "--num-images", "300"]) == 0
     result = json.loads((out / "metrics.json").read_text())
     assert result["fid"] == {"available": False, "reason": "FID is defined for images only"}
     assert "fd_fmnist" not in result and np.isfinite(result["elbo_nats"])
     assert result["bits_per_dim"] == pytest.approx(-result["elbo_nats"] / (2 * math.log(2.0)))
-    assert sorted(result["pictures"]) == ["latent_variance", "reconstructions",
-                                          "samples_ancestral", "samples_mean", "samples_stage2"]
+    assert sorted(result["pictures"]) == [
+        "latent_variance",
+        "reconstructions",
+        "samples_ancestral",
+        "samples_mean",
+        "samples_stage2",
+    ]
 
 
 # -- feature extractors ---------------------------------------------------------------------------
@@ -368,8 +470,9 @@ def test_missing_inception_weights_say_how_to_provide_them(tmp_path, monkeypatch
 
 
 def test_inception_features_from_a_weights_file_the_user_gives(tmp_path):
-    network = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
-                                             input_shape=(299, 299, 3))
+    network = keras.applications.InceptionV3(
+        include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3)
+    )
     path = tmp_path / "inception.weights.h5"
     network.save_weights(path)
     extractor = features.InceptionFeatures(path, batch_size=4)
@@ -393,14 +496,21 @@ def test_shipped_fmnist_classifier_classifies_and_separates_real_from_noise():
     train_x = data.load_idx_images(folder, "train")[:2000].astype("float32") / 255.0
     real_test = metrics.gaussian_statistics(extractor(test_x[:2000]))
     real_train = metrics.gaussian_statistics(extractor(train_x))
-    blurred = metrics.gaussian_statistics(extractor(
-        (test_x[:2000] + np.roll(test_x[:2000], 1, axis=1) + np.roll(test_x[:2000], 1, axis=2))
-        / 3.0))
-    noise = metrics.gaussian_statistics(extractor(
-        np.random.default_rng(0).random((2000, 28, 28, 1)).astype("float32")))
+    blurred = metrics.gaussian_statistics(
+        extractor(
+            (test_x[:2000] + np.roll(test_x[:2000], 1, axis=1) + np.roll(test_x[:2000], 1, axis=2))
+            / 3.0
+        )
+    )
+    noise = metrics.gaussian_statistics(
+        extractor(np.random.default_rng(0).random((2000, 28, 28, 1)).astype("float32"))
+    )
     between_real = metrics.frechet_distance(*real_test, *real_train)
-    assert between_real < metrics.frechet_distance(*real_test, *blurred) < \
-        metrics.frechet_distance(*real_test, *noise)
+    assert (
+        between_real
+        < metrics.frechet_distance(*real_test, *blurred)
+        < metrics.frechet_distance(*real_test, *noise)
+    )
     with pytest.raises(ValueError, match="28x28x1"):
         extractor(np.zeros((2, 32, 32, 3)))
 
@@ -417,5 +527,4 @@ def test_load_split_orders_and_names_its_splits():
     if data.idx_folder("fashion_mnist", None) is not None:
         test_images = data.load_split("fashion_mnist", "test")
         assert test_images.shape == (10000, 28, 28, 1) and test_images.dtype == np.uint8
-        np.testing.assert_array_equal(data.load_split("fashion_mnist", "validation"),
-                                      test_images)
+        np.testing.assert_array_equal(data.load_split("fashion_mnist", "validation"), test_images)

@@ -35,12 +35,13 @@ def images():
 def test_computed_gamma_training_lowers_the_loss_and_tracks_the_mse(images):
     # The zoo's InfoGAN width (fc 256; the original's 1024 holds 95 % of the
     # weights and adds nothing to what this checks), XLA-compiled as --xla on.
-    model = kvae.VAE((28, 28, 1), 16, net="infogan", net_config={"fc_dim": 256},
-                     gamma="computed", seed=0)
+    model = kvae.VAE(
+        (28, 28, 1), 16, net="infogan", net_config={"fc_dim": 256}, gamma="computed", seed=0
+    )
     model.compile(optimizer=kvae.models.adam(1e-3), jit_compile=True)
     losses, mses, gamma_squares = [], [], []
     for step in range(STEPS):
-        logs = model.train_on_batch(images[step * BATCH:(step + 1) * BATCH], return_dict=True)
+        logs = model.train_on_batch(images[step * BATCH : (step + 1) * BATCH], return_dict=True)
         losses.append(float(logs["loss"]))
         mses.append(float(logs["mse"]))
         gamma_squares.append(float(np.asarray(model.observation.gamma_square)))
@@ -48,7 +49,7 @@ def test_computed_gamma_training_lowers_the_loss_and_tracks_the_mse(images):
     assert np.all(np.isfinite(losses))
     assert np.mean(losses[-50:]) < np.mean(losses[:50]) - 500
     assert np.mean(mses[-50:]) < 0.5 * np.mean(mses[:50])
-    ratio_half = gamma_squares[STEPS // 2 - 1] / np.mean(mses[STEPS // 2 - 100: STEPS // 2])
+    ratio_half = gamma_squares[STEPS // 2 - 1] / np.mean(mses[STEPS // 2 - 100 : STEPS // 2])
     ratio_end = gamma_squares[-1] / np.mean(mses[-100:])
     assert ratio_end < ratio_half
     assert 0.8 < ratio_end < 1.5, f"gamma^2 / mse = {ratio_end:.3f}"

@@ -17,9 +17,7 @@ def numpy_gaussian_nll(x, x_mean, gamma):
     density: -log N(x; x_mean, gamma^2) summed per example, batch mean."""
     x, x_mean = x.astype(np.float64), x_mean.astype(np.float64)
     gamma = np.broadcast_to(np.asarray(gamma, np.float64), x.shape)
-    density = np.exp(-((x - x_mean) ** 2) / (2 * gamma**2)) / (
-        np.sqrt(2 * np.pi) * gamma
-    )
+    density = np.exp(-((x - x_mean) ** 2) / (2 * gamma**2)) / (np.sqrt(2 * np.pi) * gamma)
     per_example = -np.log(density).reshape(len(x), -1).sum(axis=1)
     return per_example.mean()
 
@@ -50,7 +48,8 @@ def test_gaussian_nll_per_pixel_gamma():
     log_gamma = rng.uniform(-3, 1, size=x.shape).astype("float32")
     got = as_float(losses.gaussian_nll(x, x_mean, log_gamma))
     np.testing.assert_allclose(
-        got, numpy_gaussian_nll(x, x_mean, np.exp(log_gamma.astype(np.float64))),
+        got,
+        numpy_gaussian_nll(x, x_mean, np.exp(log_gamma.astype(np.float64))),
         rtol=RTOL,
     )
 
@@ -97,7 +96,9 @@ def test_kl_matches_monte_carlo_estimate():
     log_q = -0.5 * ((z - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
     log_p = -0.5 * z**2 - 0.5 * np.log(2 * np.pi)
     estimate = (log_q - log_p).sum(axis=1).mean()
-    np.testing.assert_allclose(as_float(losses.kl_standard_normal(mu, log_sigma)), estimate, rtol=1e-2)
+    np.testing.assert_allclose(
+        as_float(losses.kl_standard_normal(mu, log_sigma)), estimate, rtol=1e-2
+    )
 
 
 def test_batch_mse():

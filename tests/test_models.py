@@ -22,25 +22,33 @@ def replay_computed_gamma(mses):
 
 # -- configuration errors ----------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,pattern", [
-    ({"gamma": "banana"}, r"'banana'.*computed, learned, fixed, pixel"),
-    ({"gamma": "fixed", "sigma": -0.5}, r"sigma=-0\.5"),
-    ({"gamma": "fixed", "sigma": 0.0}, r"sigma=0\.0"),
-    ({"gamma": "fixed"}, r"needs a sigma"),
-    ({"gamma": "learned", "sigma": 0.3}, r"only used with gamma='fixed'"),
-    ({"gamma": "mse", "sigma": 0.3}, r"sigma\^2 = 1/2"),
-    ({"latent_dim": 0}, r"latent_dim=0"),
-    ({"latent_dim": 2.5}, r"latent_dim=2\.5"),
-    ({"precision": "float64"}, r"'float64'.*float32, mixed_float16, mixed_bfloat16"),
-    ({"kl_weight": -1}, r"kl_weight=-1"),
-    ({"gamma": "learned", "min_sigma": 0.1}, r"gamma='learned' does not take it"),
-    ({"gamma": "pixel", "min_sigma": 0.0}, r"min_sigma=0\.0"),
-    ({"data_shape": (28, 28, 1)}, r"power of\s+two.*28"),
-    ({"data_shape": (24, 24, 3)}, r"power of\s+two.*24"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        ({"gamma": "banana"}, r"'banana'.*computed, learned, fixed, pixel"),
+        ({"gamma": "fixed", "sigma": -0.5}, r"sigma=-0\.5"),
+        ({"gamma": "fixed", "sigma": 0.0}, r"sigma=0\.0"),
+        ({"gamma": "fixed"}, r"needs a sigma"),
+        ({"gamma": "learned", "sigma": 0.3}, r"only used with gamma='fixed'"),
+        ({"gamma": "mse", "sigma": 0.3}, r"sigma\^2 = 1/2"),
+        ({"latent_dim": 0}, r"latent_dim=0"),
+        ({"latent_dim": 2.5}, r"latent_dim=2\.5"),
+        ({"precision": "float64"}, r"'float64'.*float32, mixed_float16, mixed_bfloat16"),
+        ({"kl_weight": -1}, r"kl_weight=-1"),
+        ({"gamma": "learned", "min_sigma": 0.1}, r"gamma='learned' does not take it"),
+        ({"gamma": "pixel", "min_sigma": 0.0}, r"min_sigma=0\.0"),
+        ({"data_shape": (28, 28, 1)}, r"power of\s+two.*28"),
+        ({"data_shape": (24, 24, 3)}, r"power of\s+two.*24"),
+    ],
+)
 def test_bad_configuration_raises_value_error(kwargs, pattern):
-    arguments = {"data_shape": (8, 8, 1), "latent_dim": 4, "net": "resnet",
-                 "net_config": {"base_dim": 4, "num_scale": 2, "fc_dim": 8}}
+    arguments = {
+        "data_shape": (8, 8, 1),
+        "latent_dim": 4,
+        "net": "resnet",
+        "net_config": {"base_dim": 4, "num_scale": 2, "fc_dim": 8},
+    }
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=pattern):
         kvae.VAE(**arguments)
@@ -54,6 +62,7 @@ def test_mse_is_fixed_sigma_square_root_of_one_half():
 
 
 # -- gamma modes -------------------------------------------------------------
+
 
 def test_computed_gamma_follows_the_rule_on_tensorflow(tmp_path):
     model = tiny_resnet("computed", seed=3)
@@ -79,7 +88,9 @@ def test_computed_gamma_follows_the_rule_on_jax(tmp_path):
 
     result = run_worker("jax", "replay", tmp_path, "computed")
     assert result["backend"] == "jax"
-    np.testing.assert_allclose(result["gamma_squares"], replay_computed_gamma(result["mses"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        result["gamma_squares"], replay_computed_gamma(result["mses"]), rtol=1e-6
+    )
     assert result["iterations"] == 12
     # The JAX checkpoint loads on TensorFlow with the same gamma state.
     loaded = kvae.load(tmp_path / "model.keras")
@@ -133,13 +144,17 @@ def test_pixel_sigma_floor_follows_the_numpy_formula():
     noise = np.random.default_rng(1).normal(size=(4, 4)).astype("float32")
     terms = model.compute_terms(x, noise=noise)
     mu, log_sigma = (np.asarray(t) for t in model.encode(x))
-    x_mean, pixel_log_sigma = (np.asarray(t, np.float64)
-                               for t in model.decode(mu + np.exp(log_sigma) * noise))
+    x_mean, pixel_log_sigma = (
+        np.asarray(t, np.float64) for t in model.decode(mu + np.exp(log_sigma) * noise)
+    )
     assert np.mean(pixel_log_sigma < np.log(2.0)) > 0.9
     log_gamma = np.maximum(pixel_log_sigma, np.log(2.0))
-    recon = np.mean(np.sum(
-        (x - x_mean) ** 2 / (2 * np.exp(2 * log_gamma)) + log_gamma + 0.5 * np.log(2 * np.pi),
-        axis=(1, 2, 3)))
+    recon = np.mean(
+        np.sum(
+            (x - x_mean) ** 2 / (2 * np.exp(2 * log_gamma)) + log_gamma + 0.5 * np.log(2 * np.pi),
+            axis=(1, 2, 3),
+        )
+    )
     assert float(terms["recon"]) == pytest.approx(recon, rel=1e-5)
     assert kvae.VAE.from_config(model.get_config()).observation.min_sigma == 2.0
     unfloored = kvae.VAE.from_config({**model.get_config(), "min_sigma": None})
@@ -150,7 +165,9 @@ def test_kl_weight_scales_the_kl_term():
     model = tiny_resnet("learned", kl_weight=4.0)
     noise = np.random.default_rng(0).normal(size=(4, 4)).astype("float32")
     terms = model.compute_terms(random_images(4), noise=noise)
-    np.testing.assert_allclose(float(terms["loss"]), float(terms["recon"]) + 4.0 * float(terms["kl"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        float(terms["loss"]), float(terms["recon"]) + 4.0 * float(terms["kl"]), rtol=1e-6
+    )
 
 
 def test_metrics_logged_every_step():
@@ -159,8 +176,13 @@ def test_metrics_logged_every_step():
     logs = model.train_on_batch(random_images(8), return_dict=True)
     assert set(logs) == {"loss", "recon", "kl", "mse", "gamma", "active"}
     assert 0 <= logs["active"] <= 4
-    history = model.fit(random_images(16), batch_size=8, epochs=1, verbose=0,
-                        validation_data=(random_images(8, seed=1),))
+    history = model.fit(
+        random_images(16),
+        batch_size=8,
+        epochs=1,
+        verbose=0,
+        validation_data=(random_images(8, seed=1),),
+    )
     assert {"val_loss", "val_mse"} <= set(history.history)
 
 
@@ -174,6 +196,7 @@ def test_default_optimizer_is_tf1_adam():
 
 # -- mixed precision ---------------------------------------------------------
 
+
 def test_mixed_float16_keeps_float32_outputs_and_scales_the_loss():
     model = tiny_resnet("learned", precision="mixed_float16")
     model.compile()
@@ -181,7 +204,11 @@ def test_mixed_float16_keeps_float32_outputs_and_scales_the_loss():
     assert model.encoder.get_layer("stem").compute_dtype == "float16"
     assert model.encoder.get_layer("stem").variable_dtype == "float32"
     x = random_images(8)
-    for tensor in (*model.encode(x), model.decode(np.zeros((2, 4), "float32")), model.reconstruct(x)):
+    for tensor in (
+        *model.encode(x),
+        model.decode(np.zeros((2, 4), "float32")),
+        model.reconstruct(x),
+    ):
         assert keras.backend.standardize_dtype(tensor.dtype) == "float32"
     terms = model.compute_terms(x, training=True)
     assert all(keras.backend.standardize_dtype(v.dtype) == "float32" for v in terms.values())
@@ -201,6 +228,7 @@ def test_mixed_bfloat16_trains():
 
 
 # -- inference API -----------------------------------------------------------
+
 
 def test_encode_decode_reconstruct_generate_shapes_and_seeds():
     model = tiny_resnet("learned")

@@ -20,7 +20,9 @@ ORIGINAL_COUNTS = [
 
 
 @pytest.mark.parametrize("net,shape,latent,config,encoder_count,decoder_count", ORIGINAL_COUNTS)
-def test_parameter_counts_equal_the_originals(net, shape, latent, config, encoder_count, decoder_count):
+def test_parameter_counts_equal_the_originals(
+    net, shape, latent, config, encoder_count, decoder_count
+):
     encoder, decoder = networks.build(net, shape, latent, net_config=config)
     if encoder_count is None:  # only the total is documented for this one
         assert networks.count_trainable(encoder) + networks.count_trainable(decoder) == 4_905_344
@@ -36,11 +38,22 @@ def test_stage2_wide_totals():
 
 
 def test_resnet_structure_follows_dai_and_wipf():
-    encoder, decoder = networks.build("resnet", (32, 32, 3), 8, net_config={"base_dim": 8, "num_scale": 3})
-    batch_norms = [layer for layer in encoder.layers + decoder.layers
-                   if isinstance(layer, keras.layers.BatchNormalization)]
-    assert batch_norms and all(layer.epsilon == 1e-5 and layer.momentum == 0.999 for layer in batch_norms)
-    shortcuts = [layer for layer in encoder.layers if layer.name.endswith("_shortcut") and isinstance(layer, keras.layers.Conv2D)]
+    encoder, decoder = networks.build(
+        "resnet", (32, 32, 3), 8, net_config={"base_dim": 8, "num_scale": 3}
+    )
+    batch_norms = [
+        layer
+        for layer in encoder.layers + decoder.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert batch_norms and all(
+        layer.epsilon == 1e-5 and layer.momentum == 0.999 for layer in batch_norms
+    )
+    shortcuts = [
+        layer
+        for layer in encoder.layers
+        if layer.name.endswith("_shortcut") and isinstance(layer, keras.layers.Conv2D)
+    ]
     assert shortcuts and all(layer.kernel_size == (3, 3) for layer in shortcuts)
     assert any(isinstance(layer, keras.layers.GlobalAveragePooling2D) for layer in encoder.layers)
     assert decoder.get_layer("reshape").output.shape[1:] == (2, 2, 128)  # 8 * 2^4 at 2x2
@@ -50,14 +63,27 @@ def test_resnet_structure_follows_dai_and_wipf():
 
 def test_decoder_widths_are_capped_at_1024():
     assert networks.resnet.decoder_widths(64, 32) == [
-        (2, 1024), (4, 512), (8, 256), (16, 128), (32, 64), (64, 32)]
+        (2, 1024),
+        (4, 512),
+        (8, 256),
+        (16, 128),
+        (32, 64),
+        (64, 32),
+    ]
     assert networks.resnet.decoder_widths(256, 32)[0] == (2, 1024)
 
 
-@pytest.mark.parametrize("net,shape", [("resnet", (16, 16, 3)), ("infogan", (28, 28, 1)),
-                                        ("mlp", (2,)), ("stage2", (6,)),
-                                        ("collapse_dense", (28, 28, 1)),
-                                        ("collapse_conv", (28, 28, 1))])
+@pytest.mark.parametrize(
+    "net,shape",
+    [
+        ("resnet", (16, 16, 3)),
+        ("infogan", (28, 28, 1)),
+        ("mlp", (2,)),
+        ("stage2", (6,)),
+        ("collapse_dense", (28, 28, 1)),
+        ("collapse_conv", (28, 28, 1)),
+    ],
+)
 @pytest.mark.parametrize("pixel", [False, True])
 def test_output_shapes_and_dtypes(net, shape, pixel):
     config = {"base_dim": 4, "num_scale": 2, "fc_dim": 8} if net == "resnet" else None
@@ -78,7 +104,11 @@ def test_output_shapes_and_dtypes(net, shape, pixel):
 
 def test_infogan_encoder_is_spectrally_normalised():
     encoder, _ = networks.build("infogan", (28, 28, 1), 64)
-    sn_layers = [layer for layer in encoder.layers if isinstance(layer, (kvae_layers.SpectralNormConv2D, kvae_layers.SpectralNormDense))]
+    sn_layers = [
+        layer
+        for layer in encoder.layers
+        if isinstance(layer, (kvae_layers.SpectralNormConv2D, kvae_layers.SpectralNormDense))
+    ]
     assert len(sn_layers) == 4
     # 1,088 + 131,200 + 256 (BN) + 6,423,552 + 2,048 (BN) + 131,200 by hand.
     assert networks.count_trainable(encoder) == 6_689_344
@@ -99,7 +129,9 @@ def test_spectral_normalize_against_numpy_svd():
         normalized, u = kvae_layers.spectral_normalize(kernel, u)
         u = keras.ops.convert_to_numpy(u)
     top_singular_value = np.linalg.svd(matrix, compute_uv=False)[0]
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(normalized), kernel / top_singular_value, rtol=1e-4)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(normalized), kernel / top_singular_value, rtol=1e-4
+    )
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (48, 48, 3), (32, 16, 3)])
@@ -123,7 +155,9 @@ def test_debiased_moving_average_equals_bias_corrected_ema():
     momentum, biased, debiased = 0.9, 0.0, 123.0  # the initial value is ignored
     for step, value in enumerate(values, start=1):
         biased = momentum * biased + (1 - momentum) * value
-        debiased = float(kvae_layers.debiased_moving_average(debiased, value, momentum, float(step - 1)))
+        debiased = float(
+            kvae_layers.debiased_moving_average(debiased, value, momentum, float(step - 1))
+        )
         np.testing.assert_allclose(debiased, biased / (1 - momentum**step), rtol=1e-5)
 
 
@@ -140,16 +174,28 @@ def test_batch_norm_moving_statistics_are_zero_debiased():
     np.testing.assert_allclose(np.asarray(layer.moving_mean), expected, rtol=1e-4)
     inference = keras.ops.convert_to_numpy(layer(x, training=False))
     moving_std = np.sqrt(np.asarray(layer.moving_variance) + 1e-5)
-    np.testing.assert_allclose(inference, (x - np.asarray(layer.moving_mean)) / moving_std, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        inference, (x - np.asarray(layer.moving_mean)) / moving_std, rtol=1e-4, atol=1e-5
+    )
 
 
 # Asperti 2019, Fig. 4: (output shape, parameters) of each encoder layer, 16
 # latents. Batch-norm rows count gamma, beta and the two moving statistics.
 COLLAPSE_CONV_FIGURE = [
-    ((14, 14, 16), 160), ((14, 14, 16), 64), ((14, 14, 32), 4640), ((7, 7, 32), 9248),
-    ((7, 7, 32), 128), ((4, 4, 32), 9248), ((4, 4, 32), 9248), ((4, 4, 32), 128),
-    ((2, 2, 32), 4128), ((2, 2, 32), 4128), ((2, 2, 32), 128), ((1, 1, 32), 4128),
-    ((1, 1, 16), 528), ((1, 1, 16), 528),
+    ((14, 14, 16), 160),
+    ((14, 14, 16), 64),
+    ((14, 14, 32), 4640),
+    ((7, 7, 32), 9248),
+    ((7, 7, 32), 128),
+    ((4, 4, 32), 9248),
+    ((4, 4, 32), 9248),
+    ((4, 4, 32), 128),
+    ((2, 2, 32), 4128),
+    ((2, 2, 32), 4128),
+    ((2, 2, 32), 128),
+    ((1, 1, 32), 4128),
+    ((1, 1, 16), 528),
+    ((1, 1, 16), 528),
 ]
 
 
@@ -170,16 +216,24 @@ def test_collapse_dense_is_784_256_64_32_16():
     dense = [layer.units for layer in encoder.layers if isinstance(layer, keras.layers.Dense)]
     assert dense == [256, 64, 32, 16, 16]  # the last two: the mu and log sigma heads
     assert networks.count_trainable(encoder) == (784 * 256 + 256) + (256 * 64 + 64) + (
-        64 * 32 + 32) + 2 * (32 * 16 + 16)
-    assert [layer.units for layer in decoder.layers
-            if isinstance(layer, keras.layers.Dense)] == [32, 64, 256, 784]
+        64 * 32 + 32
+    ) + 2 * (32 * 16 + 16)
+    assert [layer.units for layer in decoder.layers if isinstance(layer, keras.layers.Dense)] == [
+        32,
+        64,
+        256,
+        784,
+    ]
     with pytest.raises(ValueError, match="28x28"):
         networks.build("collapse_dense", (32, 32, 3), 16)
 
 
 def test_collapse_conv_uses_keras_batch_norm_defaults():
     encoder, decoder = networks.build("collapse_conv", (28, 28, 1), 16)
-    norms = [layer for layer in encoder.layers + decoder.layers
-             if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        layer
+        for layer in encoder.layers + decoder.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert len(norms) == 8
     assert all(layer.momentum == 0.99 and layer.epsilon == 1e-3 for layer in norms)

@@ -14,8 +14,11 @@ def _inputs(tmp_path, data_shape, latent_dim):
     rng = np.random.default_rng(5)
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "inputs.npz"
-    np.savez(path, x=rng.random((4, *data_shape)).astype("float32"),
-             z=rng.normal(size=(4, latent_dim)).astype("float32"))
+    np.savez(
+        path,
+        x=rng.random((4, *data_shape)).astype("float32"),
+        z=rng.normal(size=(4, latent_dim)).astype("float32"),
+    )
     return path, np.load(path)
 
 
@@ -24,9 +27,12 @@ MODELS = {
     "resnet-pixel": lambda: tiny_resnet("pixel"),
     "resnet-pixel-floor": lambda: tiny_resnet("pixel", min_sigma=0.5),
     "infogan-learned": lambda: kvae.VAE((28, 28, 1), 4, net="infogan", gamma="learned"),
-    "stage2-mse": lambda: kvae.VAE((6,), 6, net="stage2", net_config={"second_dim": 16}, gamma="mse"),
-    "mlp-fixed-mixed": lambda: kvae.VAE((2,), 2, net="mlp", gamma="fixed", sigma=0.1,
-                                        precision="mixed_float16"),
+    "stage2-mse": lambda: kvae.VAE(
+        (6,), 6, net="stage2", net_config={"second_dim": 16}, gamma="mse"
+    ),
+    "mlp-fixed-mixed": lambda: kvae.VAE(
+        (2,), 2, net="mlp", gamma="fixed", sigma=0.1, precision="mixed_float16"
+    ),
 }
 
 
@@ -45,11 +51,14 @@ def fresh_process_outputs(tmp_path_factory):
         model.save(folder / name / "model.keras")
         expected[name] = model_outputs(model, inputs)
         suffix = ".plain.npz" if name == "infogan-learned" else ".npz"  # plain load_model
-        jobs.append(("outputs", folder / name / "model.keras", inputs_path,
-                     folder / name / f"out{suffix}"))
+        jobs.append(
+            ("outputs", folder / name / "model.keras", inputs_path, folder / name / f"out{suffix}")
+        )
     results = run_worker_batch("tensorflow", jobs, folder)
-    return {name: (expected[name], np.load(job[3]), result)
-            for name, job, result in zip(sorted(MODELS), jobs, results)}
+    return {
+        name: (expected[name], np.load(job[3]), result)
+        for name, job, result in zip(sorted(MODELS), jobs, results)
+    }
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -99,9 +108,14 @@ def test_adam_moments_survive_save_and_load(tmp_path):
 
 def test_jax_trained_model_loads_on_tensorflow_with_the_same_outputs(tmp_path):
     inputs_path, inputs = _inputs(tmp_path, (8, 8, 1), 4)
-    run_worker_batch("jax", [("replay", tmp_path, "learned"),  # trains and saves model.keras
-                             ("outputs", tmp_path / "model.keras", inputs_path,
-                              tmp_path / "jax.npz")], tmp_path)
+    run_worker_batch(
+        "jax",
+        [
+            ("replay", tmp_path, "learned"),  # trains and saves model.keras
+            ("outputs", tmp_path / "model.keras", inputs_path, tmp_path / "jax.npz"),
+        ],
+        tmp_path,
+    )
     on_jax = np.load(tmp_path / "jax.npz")
     model = kvae.load(tmp_path / "model.keras", compile=False)
     for key, value in model_outputs(model, inputs).items():
@@ -129,10 +143,14 @@ def _layer_cases():
 
     return {
         "SpectralNormDense": (lambda: layers.SpectralNormDense(5, kernel_stddev=0.1), (3,)),
-        "SpectralNormConv2D": (lambda: layers.SpectralNormConv2D(4, kernel_size=3, strides=1,
-                                                                 truncated=False), (6, 6, 2)),
+        "SpectralNormConv2D": (
+            lambda: layers.SpectralNormConv2D(4, kernel_size=3, strides=1, truncated=False),
+            (6, 6, 2),
+        ),
         "DebiasedBatchNormalization": (
-            lambda: layers.DebiasedBatchNormalization(momentum=0.9, epsilon=1e-5), (6,)),
+            lambda: layers.DebiasedBatchNormalization(momentum=0.9, epsilon=1e-5),
+            (6,),
+        ),
         "ComputedGamma": (lambda: observation.ComputedGamma(), None),
         "LearnedGamma": (lambda: observation.LearnedGamma(), None),
         "FixedGamma": (lambda: observation.FixedGamma(0.3), None),
@@ -140,9 +158,18 @@ def _layer_cases():
     }
 
 
-@pytest.mark.parametrize("name", ["SpectralNormDense", "SpectralNormConv2D",
-                                  "DebiasedBatchNormalization", "ComputedGamma",
-                                  "LearnedGamma", "FixedGamma", "PixelGamma"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SpectralNormDense",
+        "SpectralNormConv2D",
+        "DebiasedBatchNormalization",
+        "ComputedGamma",
+        "LearnedGamma",
+        "FixedGamma",
+        "PixelGamma",
+    ],
+)
 def test_custom_layers_round_trip_with_config_state_and_outputs(tmp_path, name):
     """A layer in a small model, its state moved away from the initial
     values, saved and loaded: same class, config, variables and outputs."""
@@ -161,8 +188,9 @@ def test_custom_layers_round_trip_with_config_state_and_outputs(tmp_path, name):
     for variable in layer.variables:
         if variable.path.endswith("update_count"):
             continue
-        variable.assign(np.asarray(variable) + rng.uniform(0.1, 0.5, variable.shape).astype(
-            "float32"))
+        variable.assign(
+            np.asarray(variable) + rng.uniform(0.1, 0.5, variable.shape).astype("float32")
+        )
     if input_shape is None:
         # A gamma layer takes no input: its serialized config through JSON and its
         # variables through the store that .keras files use.
@@ -186,5 +214,6 @@ def test_custom_layers_round_trip_with_config_state_and_outputs(tmp_path, name):
         x = rng.normal(size=(2, *input_shape)).astype("float32")
         np.testing.assert_allclose(np.asarray(restored(x)), np.asarray(layer(x)), rtol=1e-6)
     else:
-        np.testing.assert_array_equal(np.asarray(restored.log_gamma()),
-                                      np.asarray(layer.log_gamma()))
+        np.testing.assert_array_equal(
+            np.asarray(restored.log_gamma()), np.asarray(layer.log_gamma())
+        )

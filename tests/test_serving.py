@@ -50,8 +50,12 @@ def models(tmp_path_factory):
     stage1.fit(random_images(64), batch_size=16, epochs=1, verbose=0)
     stage2 = kvae.VAE((4,), 4, net="stage2", net_config={"second_dim": 16}, gamma="learned")
     stage2.compile()
-    stage2.fit(np.random.default_rng(0).normal(size=(64, 4)).astype("float32"), batch_size=16,
-               epochs=1, verbose=0)
+    stage2.fit(
+        np.random.default_rng(0).normal(size=(64, 4)).astype("float32"),
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+    )
     paths = folder / "stage1.keras", folder / "stage2.keras"
     stage1.save(paths[0])
     stage2.save(paths[1])
@@ -63,8 +67,13 @@ def client(models):
     from starlette.testclient import TestClient
 
     _, (stage1_path, stage2_path) = models
-    os.environ.update({"KVAE_MODEL": str(stage1_path), "KVAE_STAGE2": str(stage2_path),
-                       "BENTOML_DO_NOT_TRACK": "true"})
+    os.environ.update(
+        {
+            "KVAE_MODEL": str(stage1_path),
+            "KVAE_STAGE2": str(stage2_path),
+            "BENTOML_DO_NOT_TRACK": "true",
+        }
+    )
     try:
         import serving.service as service
 
@@ -79,17 +88,21 @@ def client(models):
 def test_encode_returns_the_posterior_of_the_uploaded_image(client, models):
     (stage1, _), _ = models
     pixels = (np.random.default_rng(0).random((8, 8)) * 255).astype(np.uint8)
-    response = client.post("/encode", files={"image": ("x.png", png(pixels), "image/png")},
-                           data={"sample": "true", "seed": "7"})
+    response = client.post(
+        "/encode",
+        files={"image": ("x.png", png(pixels), "image/png")},
+        data={"sample": "true", "seed": "7"},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
-    mu, log_sigma = (keras.ops.convert_to_numpy(t)
-                     for t in stage1.encode(pixels[None, ..., None].astype("float32") / 255))
+    mu, log_sigma = (
+        keras.ops.convert_to_numpy(t)
+        for t in stage1.encode(pixels[None, ..., None].astype("float32") / 255)
+    )
     np.testing.assert_allclose(body["mu"], mu[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(body["log_sigma"], log_sigma[0], rtol=1e-5, atol=1e-6)
     eps = np.random.default_rng(7).standard_normal(mu.shape, dtype=np.float32)
-    np.testing.assert_allclose(body["z"], (mu + np.exp(log_sigma) * eps)[0], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(body["z"], (mu + np.exp(log_sigma) * eps)[0], rtol=1e-5, atol=1e-6)
     plain = client.post("/encode", files={"image": ("x.png", png(pixels), "image/png")}).json()
     assert "z" not in plain and plain["mu"] == body["mu"]
 
@@ -101,8 +114,7 @@ def test_encode_converts_and_resizes_jpeg_and_colour_uploads(client, models):
     colour = (np.random.default_rng(1).random((20, 30, 3)) * 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(colour).save(buffer, "JPEG")
-    response = client.post("/encode", files={"image": ("x.jpg", buffer.getvalue(),
-                                                       "image/jpeg")})
+    response = client.post("/encode", files={"image": ("x.jpg", buffer.getvalue(), "image/jpeg")})
     assert response.status_code == 200, response.text
     body = response.json()
     grey = Image.open(io.BytesIO(buffer.getvalue())).convert("L").crop((5, 0, 25, 20))
@@ -120,8 +132,11 @@ def test_reconstruct_returns_the_decoder_mean_as_png(client, models):
     expected = image_utils.to_uint8(stage1.reconstruct(pixels[None, ..., None] / 255.0))[0, ..., 0]
     got = decode_png(response.content)
     assert got.shape == (8, 8) and np.abs(got.astype(int) - expected).max() <= 1
-    sampled = client.post("/reconstruct", files={"image": ("x.png", png(pixels), "image/png")},
-                          data={"sample": "true", "seed": "1"})
+    sampled = client.post(
+        "/reconstruct",
+        files={"image": ("x.png", png(pixels), "image/png")},
+        data={"sample": "true", "seed": "1"},
+    )
     assert sampled.status_code == 200 and sampled.content != response.content
 
 
@@ -134,20 +149,19 @@ def _expected_generation(models, n, seed, mode, stage, temperature=1.0):
     dim = 4
     latents = rng.standard_normal((n, dim), dtype=np.float32) * np.float32(temperature)
     if stage == 2:  # a learned stage 2: z = its mean plus gamma_z noise
-        z_mean, log_gamma_z = (keras.ops.convert_to_numpy(t)
-                               for t in stage2.decode_distribution(latents))
-        latents = z_mean + np.exp(log_gamma_z) * rng.standard_normal(z_mean.shape,
-                                                                     dtype=np.float32)
-    mean, log_gamma = (keras.ops.convert_to_numpy(t) for t in
-                       stage1.decode_distribution(latents))
+        z_mean, log_gamma_z = (
+            keras.ops.convert_to_numpy(t) for t in stage2.decode_distribution(latents)
+        )
+        latents = z_mean + np.exp(log_gamma_z) * rng.standard_normal(z_mean.shape, dtype=np.float32)
+    mean, log_gamma = (keras.ops.convert_to_numpy(t) for t in stage1.decode_distribution(latents))
     if mode == "sample":
-        mean = mean + np.exp(log_gamma) * rng.standard_normal((n, 64), dtype=np.float32
-                                                              ).reshape(mean.shape)
+        mean = mean + np.exp(log_gamma) * rng.standard_normal((n, 64), dtype=np.float32).reshape(
+            mean.shape
+        )
     return image_utils.to_uint8(mean)
 
 
-@pytest.mark.parametrize("route,mode", [("/mean-generate", "mean"),
-                                        ("/sample-generate", "sample")])
+@pytest.mark.parametrize("route,mode", [("/mean-generate", "mean"), ("/sample-generate", "sample")])
 @pytest.mark.parametrize("stage", [1, 2])
 def test_generation_follows_the_seeded_protocol(client, models, route, mode, stage):
     response = client.post(route, json={"n": 5, "seed": 3, "stage": stage, "format": "json"})
@@ -171,23 +185,27 @@ def test_generation_from_given_latents_and_temperature(client, models):
     got = np.stack([decode_png(base64.b64decode(item)) for item in response.json()["images"]])
     expected = image_utils.to_uint8(stage1.generate_from(z, mode="mean"))[..., 0]
     assert np.abs(got.astype(int) - expected).max() <= 1
-    cold = client.post("/mean-generate", json={"n": 2, "seed": 1, "temperature": 0,
-                                               "stage": 1, "format": "json"}).json()["images"]
+    cold = client.post(
+        "/mean-generate", json={"n": 2, "seed": 1, "temperature": 0, "stage": 1, "format": "json"}
+    ).json()["images"]
     assert cold[0] == cold[1]  # temperature 0: both at z = 0
 
 
-@pytest.mark.parametrize("route,payload,field", [
-    ("/mean-generate", {"n": 0}, "n"),
-    ("/mean-generate", {"n": 257}, "n"),
-    ("/sample-generate", {"temperature": -1}, "temperature"),
-    ("/mean-generate", {"stage": 3}, "stage"),
-    ("/mean-generate", {"z": [[0.0, 0.0, 0.0]]}, "z"),
-    ("/mean-generate", {"z": []}, "z"),
-    ("/sample-generate", {"z": [[0.0] * 4] * 257}, "z"),
-    ("/mean-generate", {"z": "not a list"}, "z"),
-    ("/mean-generate", {"format": "gif"}, "format"),
-    ("/mean-generate", {"seed": "abc"}, "seed"),
-])
+@pytest.mark.parametrize(
+    "route,payload,field",
+    [
+        ("/mean-generate", {"n": 0}, "n"),
+        ("/mean-generate", {"n": 257}, "n"),
+        ("/sample-generate", {"temperature": -1}, "temperature"),
+        ("/mean-generate", {"stage": 3}, "stage"),
+        ("/mean-generate", {"z": [[0.0, 0.0, 0.0]]}, "z"),
+        ("/mean-generate", {"z": []}, "z"),
+        ("/sample-generate", {"z": [[0.0] * 4] * 257}, "z"),
+        ("/mean-generate", {"z": "not a list"}, "z"),
+        ("/mean-generate", {"format": "gif"}, "format"),
+        ("/mean-generate", {"seed": "abc"}, "seed"),
+    ],
+)
 def test_bad_generation_requests_get_a_400_naming_the_field(client, route, payload, field):
     response = client.post(route, json=payload)
     assert response.status_code == 400, response.text
@@ -195,12 +213,15 @@ def test_bad_generation_requests_get_a_400_naming_the_field(client, route, paylo
     assert client.post(route, json={"n": 1}).status_code == 200  # still serving
 
 
-@pytest.mark.parametrize("upload", [
-    ("x.png", b"not an image at all", "image/png"),
-    ("x.gif", None, "image/gif"),
-    ("x.png", "huge", "image/png"),
-    ("x.txt", b"hello", "text/plain"),
-])
+@pytest.mark.parametrize(
+    "upload",
+    [
+        ("x.png", b"not an image at all", "image/png"),
+        ("x.gif", None, "image/gif"),
+        ("x.png", "huge", "image/png"),
+        ("x.txt", b"hello", "text/plain"),
+    ],
+)
 @pytest.mark.parametrize("route", ["/encode", "/reconstruct"])
 def test_bad_uploads_get_a_400_naming_the_image(client, route, upload):
     name, content, media_type = upload
@@ -217,8 +238,9 @@ def test_bad_uploads_get_a_400_naming_the_image(client, route, upload):
     assert "image" in response.text
     missing = client.post(route, data={"sample": "false"})
     assert 400 <= missing.status_code < 500 and "image" in missing.text
-    ok = client.post(route, files={"image": ("x.png", png(np.zeros((8, 8), np.uint8)),
-                                             "image/png")})
+    ok = client.post(
+        route, files={"image": ("x.png", png(np.zeros((8, 8), np.uint8)), "image/png")}
+    )
     assert ok.status_code == 200
 
 
@@ -243,15 +265,38 @@ def _serve(home, *args):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log_path = home / "serve.log"
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("KVAE_MODEL", "KVAE_STAGE2", "KVAE_BATCHING")}
-    env.update({"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
-                "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("KVAE_MODEL", "KVAE_STAGE2", "KVAE_BATCHING")
+    }
+    env.update(
+        {
+            "BENTOML_HOME": str(home),
+            "BENTOML_DO_NOT_TRACK": "true",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "CUDA_VISIBLE_DEVICES": "",
+        }
+    )
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "--host", "127.0.0.1", "--port",
-             str(port), *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return process, f"http://127.0.0.1:{port}", log_path
 
 
@@ -309,36 +354,48 @@ def test_the_service_and_the_library_give_the_same_images_for_a_seed(servers):
         for mode in ("mean", "sample"):
             expected = image_utils.to_uint8(model.generate(4, mode=mode, seed=3, stage=stage))
             for name, url in servers.items():
-                response = httpx.post(f"{url}/{mode}-generate", json={
-                    "n": 4, "seed": 3, "stage": stage, "format": "json"}, timeout=120)
+                response = httpx.post(
+                    f"{url}/{mode}-generate",
+                    json={"n": 4, "seed": 3, "stage": stage, "format": "json"},
+                    timeout=120,
+                )
                 assert response.status_code == 200, response.text
-                got = np.stack([decode_png(base64.b64decode(item))
-                                for item in response.json()["images"]])
-                np.testing.assert_array_equal(got, expected[..., 0],
-                                              err_msg=f"{name} stage {stage} {mode}")
+                got = np.stack(
+                    [decode_png(base64.b64decode(item)) for item in response.json()["images"]]
+                )
+                np.testing.assert_array_equal(
+                    got, expected[..., 0], err_msg=f"{name} stage {stage} {mode}"
+                )
 
 
 def test_the_real_server_serves_the_default_zoo_model(server):
     card = httpx.get(f"{server}/models", timeout=30).json()
     assert card["name"] == "fmnist_two_stage_computed" and card["metrics"]["mse"] > 0
     fashion = (np.random.default_rng(0).random((28, 28)) * 255).astype(np.uint8)
-    encoded = httpx.post(f"{server}/encode", files={"image": ("x.png", png(fashion),
-                                                               "image/png")}, timeout=60)
+    encoded = httpx.post(
+        f"{server}/encode", files={"image": ("x.png", png(fashion), "image/png")}, timeout=60
+    )
     assert encoded.status_code == 200, encoded.text
     model = kvae.zoo.load("fmnist_two_stage_computed")
     x = fashion[None, ..., None].astype("float32") / 255
     mu, log_sigma = model.encode(x)
     np.testing.assert_allclose(encoded.json()["mu"], mu[0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(encoded.json()["log_sigma"], log_sigma[0], rtol=1e-4, atol=1e-5)
-    reconstruction = httpx.post(f"{server}/reconstruct", data={"sample": "true", "seed": "2"},
-                                files={"image": ("x.png", png(fashion), "image/png")}, timeout=60)
-    np.testing.assert_array_equal(decode_png(reconstruction.content),
-                                  image_utils.to_uint8(model.reconstruct(x, sample=True,
-                                                                         seed=2))[0, ..., 0])
+    reconstruction = httpx.post(
+        f"{server}/reconstruct",
+        data={"sample": "true", "seed": "2"},
+        files={"image": ("x.png", png(fashion), "image/png")},
+        timeout=60,
+    )
+    np.testing.assert_array_equal(
+        decode_png(reconstruction.content),
+        image_utils.to_uint8(model.reconstruct(x, sample=True, seed=2))[0, ..., 0],
+    )
 
     def generate(seed):
-        response = httpx.post(f"{server}/mean-generate",
-                              json={"n": 4, "seed": seed, "format": "json"}, timeout=120)
+        response = httpx.post(
+            f"{server}/mean-generate", json={"n": 4, "seed": seed, "format": "json"}, timeout=120
+        )
         assert response.status_code == 200, response.text
         return response.json()["images"]
 
@@ -358,13 +415,22 @@ def test_the_real_server_serves_the_default_zoo_model(server):
 
 def test_bentoml_build_packs_the_service_and_the_default_model(tmp_path):
     env = {**os.environ, "BENTOML_HOME": str(tmp_path), "BENTOML_DO_NOT_TRACK": "true"}
-    result = subprocess.run([sys.executable, "-m", "bentoml", "build"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     (source,) = (tmp_path / "bentos" / "kvae").glob("*/src")
     card = kvae.zoo.card("fmnist_two_stage_computed")
     for spec in card["files"].values():
-        assert hashlib.sha256((source / "zoo" / spec["path"]).read_bytes()).hexdigest() == spec["sha256"]
+        assert (
+            hashlib.sha256((source / "zoo" / spec["path"]).read_bytes()).hexdigest()
+            == spec["sha256"]
+        )
     assert (source / "serving" / "service.py").is_file()
     assert (source / "kvae" / "zoo.py").is_file()
     assert not (source / "zoo" / "fmnist_lv").exists()  # only the default model

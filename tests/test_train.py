@@ -21,8 +21,22 @@ import kvae
 from helpers import write_idx
 from kvae import data, recipes, train, training
 
-SMALL = ["--steps-per-epoch", "2", "--epochs", "1", "--epochs2", "1", "--batch-size", "4",
-         "--latent-dim", "3", "--second-dim", "8", "--second-depth", "1"]
+SMALL = [
+    "--steps-per-epoch",
+    "2",
+    "--epochs",
+    "1",
+    "--epochs2",
+    "1",
+    "--batch-size",
+    "4",
+    "--latent-dim",
+    "3",
+    "--second-dim",
+    "8",
+    "--second-depth",
+    "1",
+]
 """Options that make any recipe small enough for a CI run."""
 
 TINY_RESNET = ["--base-dim", "4", "--num-scale", "2", "--fc-dim", "8"]
@@ -34,32 +48,68 @@ def read_rows(run_dir):
 
 
 def environment():
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow",
-            "CUDA_VISIBLE_DEVICES": ""}
+    return {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERAS_BACKEND": "tensorflow",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
 
 
 # -- recipes ----------------------------------------------------------------------
 
 # Typed from ../shared/reference/original-code.md, independently of kvae/recipes.py.
 BALANCING_CELEBA = {  # B.4 committed configuration; B.3 KL weight (2 * 64 / 64)^2
-    "net": "resnet", "latent_dim": 64, "batch_size": 100, "kl_weight": 4.0,
-    "epochs": 70, "lr": 5e-5, "lr_epochs": 60, "lr_fac": 0.5,
-    "epochs2": 140, "lr2": 5e-5, "lr_epochs2": 120, "lr_fac2": 0.5,
-    "second_dim": 4096, "second_depth": 3, "gamma": "computed", "gamma2": "computed",
-    "net_config": {"base_dim": 32, "num_scale": 4, "block_per_scale": 1,
-                   "depth_per_block": 2, "kernel_size": 3, "fc_dim": 512},
+    "net": "resnet",
+    "latent_dim": 64,
+    "batch_size": 100,
+    "kl_weight": 4.0,
+    "epochs": 70,
+    "lr": 5e-5,
+    "lr_epochs": 60,
+    "lr_fac": 0.5,
+    "epochs2": 140,
+    "lr2": 5e-5,
+    "lr_epochs2": 120,
+    "lr_fac2": 0.5,
+    "second_dim": 4096,
+    "second_depth": 3,
+    "gamma": "computed",
+    "gamma2": "computed",
+    "net_config": {
+        "base_dim": 32,
+        "num_scale": 4,
+        "block_per_scale": 1,
+        "depth_per_block": 2,
+        "kernel_size": 3,
+        "fc_dim": 512,
+    },
 }
 DAI_CIFAR = {  # A.5 / A.8 command-line defaults; 1000 + 2000 epochs (issue #9)
-    "net": "infogan", "latent_dim": 64, "batch_size": 64, "kl_weight": 1.0,
-    "epochs": 1000, "lr": 1e-4, "lr_epochs": 150, "lr_fac": 0.5,
-    "epochs2": 2000, "lr2": 1e-4, "lr_epochs2": 300, "lr_fac2": 0.5,
-    "second_dim": 1024, "second_depth": 3, "gamma": "learned", "gamma2": "learned",
+    "net": "infogan",
+    "latent_dim": 64,
+    "batch_size": 64,
+    "kl_weight": 1.0,
+    "epochs": 1000,
+    "lr": 1e-4,
+    "lr_epochs": 150,
+    "lr_fac": 0.5,
+    "epochs2": 2000,
+    "lr2": 1e-4,
+    "lr_epochs2": 300,
+    "lr_fac2": 0.5,
+    "second_dim": 1024,
+    "second_depth": 3,
+    "gamma": "learned",
+    "gamma2": "learned",
     "net_config": {"fc_dim": 1024},
 }
 
 
-@pytest.mark.parametrize("dataset,gamma,expected", [
-    ("celeba", "computed", BALANCING_CELEBA), ("cifar10", "learned", DAI_CIFAR)])
+@pytest.mark.parametrize(
+    "dataset,gamma,expected",
+    [("celeba", "computed", BALANCING_CELEBA), ("cifar10", "learned", DAI_CIFAR)],
+)
 def test_recipes_equal_the_originals_field_by_field(dataset, gamma, expected):
     config = recipes.resolve(dataset, gamma)
     for key, value in expected.items():
@@ -68,8 +118,7 @@ def test_recipes_equal_the_originals_field_by_field(dataset, gamma, expected):
 
 
 def test_recipe_overrides_and_derived_values():
-    config = recipes.resolve("celeba", "computed", {"latent_dim": 128, "lr": 1e-3,
-                                                    "base_dim": 16})
+    config = recipes.resolve("celeba", "computed", {"latent_dim": 128, "lr": 1e-3, "base_dim": 16})
     assert config["kl_weight"] == 1.0  # (2 * 64 / 128)^2
     assert config["lr"] == 1e-3 and config["net_config"]["base_dim"] == 16
     assert config["epochs"] == 70
@@ -85,20 +134,26 @@ def test_recipe_overrides_and_derived_values():
     with pytest.raises(recipes.RecipeError, match=r"needs a sigma > 0 \(--sigma"):
         recipes.resolve("mnist", "fixed")
     assert recipes.resolve("mnist", "pixel", {"min_sigma": 0.01})["min_sigma"] == 0.01
-    with pytest.raises(recipes.RecipeError, match="min_sigma is a floor on the per-pixel sigma of gamma=.pixel."):
+    with pytest.raises(
+        recipes.RecipeError, match="min_sigma is a floor on the per-pixel sigma of gamma=.pixel."
+    ):
         recipes.resolve("mnist", "learned", {"min_sigma": 0.01})
 
 
 def test_learning_rate_schedule_is_the_originals_step_decay():
     rates = [training.learning_rate(epoch, 5e-5, 0.5, 60) for epoch in (0, 59, 60, 119, 120, 185)]
-    assert rates == [5e-5, 5e-5, 2.5e-5, 2.5e-5, 1.25e-5, 5e-5 * 0.5 ** 3]
+    assert rates == [5e-5, 5e-5, 2.5e-5, 2.5e-5, 1.25e-5, 5e-5 * 0.5**3]
     assert training.learning_rate(1000, 1e-3, 0.5, 0) == 1e-3
 
 
 def test_dry_run_prints_one_json_object_with_the_parameter_counts():
     result = subprocess.run(
         [sys.executable, "-m", "kvae.train", "celeba", "--gamma", "computed", "--dry-run"],
-        capture_output=True, text=True, timeout=300, env=environment())
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment(),
+    )
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout)
     assert set(output) == {"config", "params"}
@@ -111,23 +166,30 @@ def test_dry_run_prints_one_json_object_with_the_parameter_counts():
 # -- bad input ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arguments,message", [
-    (["svhn"], "Unknown dataset 'svhn'"),
-    (["mnist", "--data-dir", "{tmp}/missing"], "is not a readable folder"),
-    (["imagefolder:{tmp}"], "no images"),
-    (["mnist", "--epochs", "0"], "--epochs: must be an integer >= 1"),
-    (["mnist", "--batch-size", "-3"], "--batch-size: must be an integer >= 1"),
-    (["mnist", "--epochs2", "0"], "--epochs2: must be an integer >= 1"),
-    (["--resume", "--out", "{tmp}/nothing"], "no run to resume"),
-    (["mnist", "--gamma", "fixed"], "needs a sigma > 0 (--sigma"),
-    (["cifar10", "--gamma", "learned", "--base-dim", "8"], "does not apply to --net infogan"),
-    (["mnist", "--net", "mlp", "--fc-dim", "8"], "does not apply to --net mlp"),
-    (["mnist", "--net", "resnet"], "power of two"),
-])
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        (["svhn"], "Unknown dataset 'svhn'"),
+        (["mnist", "--data-dir", "{tmp}/missing"], "is not a readable folder"),
+        (["imagefolder:{tmp}"], "no images"),
+        (["mnist", "--epochs", "0"], "--epochs: must be an integer >= 1"),
+        (["mnist", "--batch-size", "-3"], "--batch-size: must be an integer >= 1"),
+        (["mnist", "--epochs2", "0"], "--epochs2: must be an integer >= 1"),
+        (["--resume", "--out", "{tmp}/nothing"], "no run to resume"),
+        (["mnist", "--gamma", "fixed"], "needs a sigma > 0 (--sigma"),
+        (["cifar10", "--gamma", "learned", "--base-dim", "8"], "does not apply to --net infogan"),
+        (["mnist", "--net", "mlp", "--fc-dim", "8"], "does not apply to --net mlp"),
+        (["mnist", "--net", "resnet"], "power of two"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(arguments, message, tmp_path, capsys):
     arguments = [argument.replace("{tmp}", str(tmp_path)) for argument in arguments]
-    assert train.main(arguments + ["--out", str(tmp_path / "run")]
-                      if "--out" not in arguments else arguments) == 2
+    assert (
+        train.main(
+            arguments + ["--out", str(tmp_path / "run")] if "--out" not in arguments else arguments
+        )
+        == 2
+    )
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kvae.train: error:"), captured.err
@@ -135,8 +197,13 @@ def test_bad_input_exits_2_with_one_line(arguments, message, tmp_path, capsys):
 
 
 def test_bad_input_in_a_fresh_process_has_no_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "kvae.train", "mnist", "--batch-size", "0"],
-                            capture_output=True, text=True, timeout=300, env=environment())
+    result = subprocess.run(
+        [sys.executable, "-m", "kvae.train", "mnist", "--batch-size", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment(),
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     # TensorFlow may print its own start-up lines first; ours is the last and only one.
@@ -151,7 +218,8 @@ def check_run(run_dir, shape, epochs=(1, 1)):
     config = json.loads((run_dir / "config.json").read_text())
     rows = read_rows(run_dir)
     assert [(row["stage"], int(row["epoch"])) for row in rows] == (
-        [("1", e) for e in range(1, epochs[0] + 1)] + [("2", e) for e in range(1, epochs[1] + 1)])
+        [("1", e) for e in range(1, epochs[0] + 1)] + [("2", e) for e in range(1, epochs[1] + 1)]
+    )
     for row in rows:
         for column in ("loss", "mse", "kl", "gamma", "val_loss"):
             assert np.isfinite(float(row[column])), (column, row)
@@ -163,26 +231,32 @@ def check_run(run_dir, shape, epochs=(1, 1)):
     samples = kvae.TwoStageVAE(stage1, stage2).generate(3, seed=0)
     assert samples.shape == (3, *shape) and np.isfinite(samples).all()
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
-        f"stage{s}_epoch{e:04d}.png" for s, count in (("1", epochs[0]), ("2", epochs[1]))
-        for e in range(1, count + 1)]
+        f"stage{s}_epoch{e:04d}.png"
+        for s, count in (("1", epochs[0]), ("2", epochs[1]))
+        for e in range(1, count + 1)
+    ]
     assert list((run_dir / "logs" / "stage1" / "train").glob("events.out.tfevents.*"))
     return config
 
 
-@pytest.mark.parametrize("name,shape,extra", [
-    ("celeba", (64, 64, 3), TINY_RESNET),
-    ("cifar10", (32, 32, 3), ["--net", "infogan"]),
-    ("mnist", (28, 28, 1), []),
-    ("fashion_mnist", (28, 28, 1), []),
-])
+@pytest.mark.parametrize(
+    "name,shape,extra",
+    [
+        ("celeba", (64, 64, 3), TINY_RESNET),
+        ("cifar10", (32, 32, 3), ["--net", "infogan"]),
+        ("mnist", (28, 28, 1), []),
+        ("fashion_mnist", (28, 28, 1), []),
+    ],
+)
 def test_tfds_datasets_train_both_stages(name, shape, extra, tmp_path, monkeypatch):
     monkeypatch.setattr(data.idx, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
     monkeypatch.delenv("KVAE_DATA_DIR", raising=False)
     (tmp_path / "tfds").mkdir()
     run_dir = tmp_path / "run"
     with tfds.testing.mock_data(num_examples=8):
-        code = train.main([name, *SMALL, *extra, "--data-dir", str(tmp_path / "tfds"),
-                           "--out", str(run_dir)])
+        code = train.main(
+            [name, *SMALL, *extra, "--data-dir", str(tmp_path / "tfds"), "--out", str(run_dir)]
+        )
     assert code == 0
     check_run(run_dir, shape)
 
@@ -192,8 +266,23 @@ def test_idx_files_train_both_stages(tmp_path):
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (20, 28, 28)))
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (6, 28, 28)))
     run_dir = tmp_path / "run"
-    assert train.main(["fashion_mnist", *SMALL, "--gamma", "mse", "--xla", "on",
-                       "--data-dir", str(tmp_path), "--out", str(run_dir)]) == 0
+    assert (
+        train.main(
+            [
+                "fashion_mnist",
+                *SMALL,
+                "--gamma",
+                "mse",
+                "--xla",
+                "on",
+                "--data-dir",
+                str(tmp_path),
+                "--out",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
     config = check_run(run_dir, (28, 28, 1))
     assert config["gamma"] == "mse" and config["xla"] == "on"
     # The XLA choice is part of the checkpoint, so a resumed run keeps it.
@@ -205,17 +294,35 @@ def test_image_folder_trains_both_stages(tmp_path):
     (tmp_path / "pictures").mkdir()
     for index in range(10):
         Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
-            tmp_path / "pictures" / f"{index}.jpg")
+            tmp_path / "pictures" / f"{index}.jpg"
+        )
     run_dir = tmp_path / "run"
-    assert train.main([f"imagefolder:{tmp_path / 'pictures'}", *SMALL, *TINY_RESNET,
-                       "--image-size", "16", "--gamma", "pixel", "--out", str(run_dir)]) == 0
+    assert (
+        train.main(
+            [
+                f"imagefolder:{tmp_path / 'pictures'}",
+                *SMALL,
+                *TINY_RESNET,
+                "--image-size",
+                "16",
+                "--gamma",
+                "pixel",
+                "--out",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
     check_run(run_dir, (16, 16, 3))
 
 
-@pytest.mark.parametrize("name,extra,shape", [
-    ("manifold2d", ["--gamma", "learned"], (2,)),
-    ("sphere", ["--gamma", "fixed", "--sigma", "0.1", "--dim", "5", "--radius", "2"], (5,)),
-])
+@pytest.mark.parametrize(
+    "name,extra,shape",
+    [
+        ("manifold2d", ["--gamma", "learned"], (2,)),
+        ("sphere", ["--gamma", "fixed", "--sigma", "0.1", "--dim", "5", "--radius", "2"], (5,)),
+    ],
+)
 def test_synthetic_datasets_train_both_stages(name, extra, shape, tmp_path):
     run_dir = tmp_path / "run"
     assert train.main([name, *SMALL, *extra, "--out", str(run_dir)]) == 0
@@ -227,11 +334,27 @@ def test_synthetic_datasets_train_both_stages(name, extra, shape, tmp_path):
 
 def test_resume_after_sigkill_in_the_third_epoch(tmp_path):
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "kvae.train", "manifold2d", "--gamma", "computed",
-               "--epochs", "5", "--epochs2", "2", "--steps-per-epoch", "300", "--seed", "3",
-               "--out", str(run_dir)]
-    process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "kvae.train",
+        "manifold2d",
+        "--gamma",
+        "computed",
+        "--epochs",
+        "5",
+        "--epochs2",
+        "2",
+        "--steps-per-epoch",
+        "300",
+        "--seed",
+        "3",
+        "--out",
+        str(run_dir),
+    ]
+    process = subprocess.Popen(
+        command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     state_file = run_dir / "state.json"
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -249,14 +372,19 @@ def test_resume_after_sigkill_in_the_third_epoch(tmp_path):
     assert state["stage1"]["epochs_done"] == 2, "the kill did not land in the third epoch"
     killed_gamma = kvae.load(run_dir / "stage1.keras", compile=False).gamma()
 
-    result = subprocess.run([sys.executable, "-m", "kvae.train", "--resume", "--out",
-                             str(run_dir)], env=environment(), capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "kvae.train", "--resume", "--out", str(run_dir)],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert "resuming" in result.stdout
     rows = read_rows(run_dir)
     assert [(row["stage"], int(row["epoch"])) for row in rows] == (
-        [("1", e) for e in range(1, 6)] + [("2", 1), ("2", 2)])
+        [("1", e) for e in range(1, 6)] + [("2", 1), ("2", 2)]
+    )
     gammas = [float(row["gamma"]) for row in rows if row["stage"] == "1"]
     # The computed gamma only falls: a restart from gamma = 1 would jump up.
     assert all(later <= earlier for earlier, later in zip(gammas, gammas[1:])), gammas
@@ -276,8 +404,10 @@ def test_stage2_alone_and_continued_runs_keep_their_config(tmp_path, capsys):
     assert "already holds a run" in capsys.readouterr().err
     assert train.main(["--resume", "--lr", "0.5", "--out", str(run_dir)]) == 2
     assert "--lr differs from the run's config.json" in capsys.readouterr().err
-    assert train.main(["--stage", "2", "--epochs2", "2", "--second-dim", "16",
-                       "--out", str(run_dir)]) == 0
+    assert (
+        train.main(["--stage", "2", "--epochs2", "2", "--second-dim", "16", "--out", str(run_dir)])
+        == 0
+    )
     rows = read_rows(run_dir)
     assert [(row["stage"], row["epoch"]) for row in rows] == [("1", "1"), ("2", "1"), ("2", "2")]
     assert kvae.load(run_dir / "stage2.keras").net_config["second_dim"] == 16
@@ -292,8 +422,19 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
     monkeypatch.setattr(training, "learning_rate", exploding)
     run_dir = tmp_path / "run"
-    code = train.main(["sphere", "--gamma", "learned", "--epochs", "3", "--steps-per-epoch",
-                       "20", "--out", str(run_dir)])
+    code = train.main(
+        [
+            "sphere",
+            "--gamma",
+            "learned",
+            "--epochs",
+            "3",
+            "--steps-per-epoch",
+            "20",
+            "--out",
+            str(run_dir),
+        ]
+    )
     assert code == 3
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.startswith("kvae.train: stopped: non-finite loss")
@@ -310,9 +451,26 @@ def test_sigma_schedule_moves_the_fixed_gamma_each_epoch(tmp_path):
     # A learned-gamma run's metrics.csv: only the stage-1 rows count, in epoch order.
     schedule.write_text("epoch,stage,gamma\n2,1,0.5\n1,1,1.0\n1,2,9.0\n3,1,0.25\n")
     run_dir = tmp_path / "run"
-    assert train.main(["manifold2d", "--gamma", "fixed", "--sigma-schedule", str(schedule),
-                       "--epochs", "4", "--steps-per-epoch", "3", "--stage", "1",
-                       "--out", str(run_dir)]) == 0
+    assert (
+        train.main(
+            [
+                "manifold2d",
+                "--gamma",
+                "fixed",
+                "--sigma-schedule",
+                str(schedule),
+                "--epochs",
+                "4",
+                "--steps-per-epoch",
+                "3",
+                "--stage",
+                "1",
+                "--out",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
     config = json.loads((run_dir / "config.json").read_text())
     assert config["sigma_schedule"] == [1.0, 0.5, 0.25] and config["sigma"] == 1.0
     gammas = [float(row["gamma"]) for row in read_rows(run_dir)]
@@ -321,19 +479,46 @@ def test_sigma_schedule_moves_the_fixed_gamma_each_epoch(tmp_path):
     assert model.gamma() == pytest.approx(0.25, rel=1e-6)
 
 
-@pytest.mark.parametrize("content,message", [
-    ("epoch,sigma\n1,-1\n", "finite sigma > 0"),
-    ("epoch,width\n1,2\n", "columns epoch and sigma"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("epoch,sigma\n1,-1\n", "finite sigma > 0"),
+        ("epoch,width\n1,2\n", "columns epoch and sigma"),
+    ],
+)
 def test_bad_sigma_schedules_exit_2(content, message, tmp_path, capsys):
     schedule = tmp_path / "schedule.csv"
     schedule.write_text(content)
-    assert train.main(["manifold2d", "--gamma", "fixed", "--sigma-schedule", str(schedule),
-                       "--out", str(tmp_path / "run")]) == 2
+    assert (
+        train.main(
+            [
+                "manifold2d",
+                "--gamma",
+                "fixed",
+                "--sigma-schedule",
+                str(schedule),
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
     assert message in capsys.readouterr().err
     schedule.write_text("epoch,sigma\n1,0.5\n")
-    assert train.main(["manifold2d", "--gamma", "learned", "--sigma-schedule", str(schedule),
-                       "--out", str(tmp_path / "run2")]) == 2
+    assert (
+        train.main(
+            [
+                "manifold2d",
+                "--gamma",
+                "learned",
+                "--sigma-schedule",
+                str(schedule),
+                "--out",
+                str(tmp_path / "run2"),
+            ]
+        )
+        == 2
+    )
     assert "only to --gamma fixed" in capsys.readouterr().err
 
 
@@ -351,8 +536,9 @@ def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
         model = kvae.load(old / f"stage{stage}.keras", compile=False)
         mean, log_gamma = model.decode_distribution(recorded["z"])
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(mean), recorded[f"mean{stage}"])
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(log_gamma),
-                                      recorded[f"log_gamma{stage}"])
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(log_gamma), recorded[f"log_gamma{stage}"]
+        )
     run_dir = tmp_path / "run"
     shutil.copytree(old, run_dir)
     saved = json.loads((old / "config.json").read_text())
@@ -362,8 +548,12 @@ def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
     assert {**saved, "epochs": 2, "epochs2": 2} == config
     rows = read_rows(run_dir)
     # in training order: the old run's two epochs, then the two resumed ones
-    assert [(row["stage"], row["epoch"]) for row in rows] == [("1", "1"), ("2", "1"),
-                                                             ("1", "2"), ("2", "2")]
+    assert [(row["stage"], row["epoch"]) for row in rows] == [
+        ("1", "1"),
+        ("2", "1"),
+        ("1", "2"),
+        ("2", "2"),
+    ]
     state = json.loads((run_dir / "state.json").read_text())
     assert state["stage1"]["epochs_done"] == 2 and state["stage2"]["epochs_done"] == 2
     resumed = kvae.load(run_dir / "stage1.keras")
@@ -371,10 +561,37 @@ def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
 
 
 CONFIG_JSON_KEYS = (
-    "dataset", "data_dir", "image_size", "dim", "radius", "gamma", "sigma", "sigma_schedule",
-    "min_sigma", "kl_weight", "gamma2", "net", "net_config", "latent_dim", "second_dim",
-    "second_depth", "batch_size", "steps_per_epoch", "epochs", "lr", "lr_epochs", "lr_fac",
-    "epochs2", "lr2", "lr_epochs2", "lr_fac2", "stage", "precision", "xla", "seed", "source",
+    "dataset",
+    "data_dir",
+    "image_size",
+    "dim",
+    "radius",
+    "gamma",
+    "sigma",
+    "sigma_schedule",
+    "min_sigma",
+    "kl_weight",
+    "gamma2",
+    "net",
+    "net_config",
+    "latent_dim",
+    "second_dim",
+    "second_depth",
+    "batch_size",
+    "steps_per_epoch",
+    "epochs",
+    "lr",
+    "lr_epochs",
+    "lr_fac",
+    "epochs2",
+    "lr2",
+    "lr_epochs2",
+    "lr_fac2",
+    "stage",
+    "precision",
+    "xla",
+    "seed",
+    "source",
 )
 """config.json's keys before kvae.config existed, written out again here."""
 

@@ -17,17 +17,33 @@ import kvae
 from kvae import data, evaluate, train, zoo
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
-SHIPPED = ("fmnist_two_stage_computed", "fmnist_two_stage_learned", "fmnist_lv", "fmnist_mse",
-           "manifold2d_ls", "manifold2d_lv")
+SHIPPED = (
+    "fmnist_two_stage_computed",
+    "fmnist_two_stage_learned",
+    "fmnist_lv",
+    "fmnist_mse",
+    "manifold2d_ls",
+    "manifold2d_lv",
+)
 """The models issue 6 asks the zoo to ship, trained."""
-RECIPES = ("celeba_two_stage_computed", "celeba_two_stage_learned",
-           "cifar10_two_stage_computed", "cifar10_two_stage_learned")
+RECIPES = (
+    "celeba_two_stage_computed",
+    "celeba_two_stage_learned",
+    "cifar10_two_stage_computed",
+    "cifar10_two_stage_learned",
+)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def _python(code, *args, timeout=600):
-    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=ENV,
-                            cwd=ZOO.parent, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=ENV,
+        cwd=ZOO.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -57,10 +73,14 @@ def test_the_zoo_lists_what_it_ships_and_stays_under_100_mb():
         assert preset["format"] == "kvae.TwoStageVAE" and preset["card"] == card
         assert preset["latent_noise"] == card["generation"]["latent_noise"]
         assert {stage: spec["sha256"] for stage, spec in preset["files"].items()} == {
-            stage: spec["sha256"] for stage, spec in card["files"].items()}
+            stage: spec["sha256"] for stage, spec in card["files"].items()
+        }
         for spec in card["files"].values():
             path = ZOO / spec["path"]
-            assert path.stat().st_size == spec["size"] and hashlib.sha256(path.read_bytes()).hexdigest() == spec["sha256"]
+            assert (
+                path.stat().st_size == spec["size"]
+                and hashlib.sha256(path.read_bytes()).hexdigest() == spec["sha256"]
+            )
         two_stage = name.startswith("fmnist_two_stage")
         assert set(card["files"]) == ({"stage1", "stage2"} if two_stage else {"stage1"})
 
@@ -108,9 +128,21 @@ def test_recorded_mse_is_reproduced_by_kvae_evaluate(name, tmp_path):
     check = card["check"]
     # The command's main() in this process (tests/test_evaluation.py runs the
     # command itself in a subprocess): the .keras files as a user gives them.
-    command = [ZOO / card["files"]["stage1"]["path"], "--dataset", card["dataset"],
-               "--num-images", check["num_images"], "--gain-images", check["num_images"],
-               "--seed", check["seed"], "--fid", "off", "--out", tmp_path]
+    command = [
+        ZOO / card["files"]["stage1"]["path"],
+        "--dataset",
+        card["dataset"],
+        "--num-images",
+        check["num_images"],
+        "--gain-images",
+        check["num_images"],
+        "--seed",
+        check["seed"],
+        "--fid",
+        "off",
+        "--out",
+        tmp_path,
+    ]
     if "stage2" in card["files"]:
         command += ["--stage2", ZOO / card["files"]["stage2"]["path"]]
     assert evaluate.main([str(part) for part in command]) == 0
@@ -136,8 +168,11 @@ def test_a_changed_file_is_refused_with_its_name(tmp_path):
 @pytest.mark.parametrize("name", RECIPES)
 def test_a_recipe_says_how_to_train_it(name):
     dataset, gamma = name.split("_")[0], name.rsplit("_", 1)[1]
-    with pytest.raises(zoo.ZooError, match=rf"recipe.*python -m kvae\.train {dataset} "
-                                           rf"--gamma {gamma}"):
+    with pytest.raises(
+        zoo.ZooError,
+        match=rf"recipe.*python -m kvae\.train {dataset} "
+        rf"--gamma {gamma}",
+    ):
         zoo.load(name)
     card = zoo.card(name)
     assert card["expected"] and card["expected_source"] and "GPU" in card["expected_gpu_time"]
@@ -155,14 +190,50 @@ def test_unknown_names_and_missing_zoo(tmp_path):
 
 def test_export_adds_a_run_without_its_optimizer(tmp_path):
     run_dir = tmp_path / "run"
-    assert train.main(["manifold2d", "--gamma", "learned", "--stage", "1", "--epochs", "1",
-                       "--steps-per-epoch", "20", "--out", str(run_dir)]) == 0
+    assert (
+        train.main(
+            [
+                "manifold2d",
+                "--gamma",
+                "learned",
+                "--stage",
+                "1",
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "20",
+                "--out",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
     shutil.copy(ZOO / zoo.MANIFEST, tmp_path / zoo.MANIFEST)
     result = subprocess.run(
-        [sys.executable, "-m", "kvae.zoo", "export", str(run_dir), "--name", "tiny",
-         "--description", "a test", "--command", "python -m kvae.train manifold2d",
-         "--zoo", str(tmp_path), "--fid", "off", "--notes", "only a test model"],
-        env=ENV, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "kvae.zoo",
+            "export",
+            str(run_dir),
+            "--name",
+            "tiny",
+            "--description",
+            "a test",
+            "--command",
+            "python -m kvae.train manifold2d",
+            "--zoo",
+            str(tmp_path),
+            "--fid",
+            "off",
+            "--notes",
+            "only a test model",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / zoo.MANIFEST).read_text())["models"]
     assert set(manifest) == set(zoo.manifest()["models"]) | {"tiny"}  # the others kept
@@ -173,23 +244,48 @@ def test_export_adds_a_run_without_its_optimizer(tmp_path):
     assert exported.stat().st_size < (run_dir / "stage1.keras").stat().st_size
     assert getattr(keras.saving.load_model(exported), "optimizer", None) is None
     assert entry["check"]["num_images"] == zoo.CHECK_IMAGES
-    assert entry["metrics"]["mse"] == json.loads((run_dir / "zoo-eval" / "metrics.json")
-                                                 .read_text())["mse"]
+    assert (
+        entry["metrics"]["mse"]
+        == json.loads((run_dir / "zoo-eval" / "metrics.json").read_text())["mse"]
+    )
     model = zoo.load("tiny", zoo_dir=tmp_path)
     assert model.generate(4, seed=1).shape == (4, 2)
     assert isinstance(model.stage1, kvae.VAE) and model.stage2 is None
 
 
 def test_the_cli_lists_and_refuses_bad_input(tmp_path):
-    listing = subprocess.run([sys.executable, "-m", "kvae.zoo", "list"], env=ENV,
-                             capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        [sys.executable, "-m", "kvae.zoo", "list"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listing.returncode == 0
     rows = [line.split("\t") for line in listing.stdout.strip().splitlines()]
-    assert {row[0]: row[1] for row in rows} == {**{n: "trained" for n in SHIPPED},
-                                                **{n: "recipe" for n in RECIPES}}
-    bad = subprocess.run([sys.executable, "-m", "kvae.zoo", "export", str(tmp_path), "--name",
-                          "x", "--description", "y", "--command", "z"], env=ENV,
-                         capture_output=True, text=True, timeout=120)
+    assert {row[0]: row[1] for row in rows} == {
+        **{n: "trained" for n in SHIPPED},
+        **{n: "recipe" for n in RECIPES},
+    }
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kvae.zoo",
+            "export",
+            str(tmp_path),
+            "--name",
+            "x",
+            "--description",
+            "y",
+            "--command",
+            "z",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "not a kvae.train run" in bad.stderr
 
 
@@ -199,10 +295,10 @@ def test_zoo_generation_is_the_two_stage_protocol_with_the_cards_latent_noise():
     model = zoo.load("fmnist_two_stage_learned")
     assert model.card["generation"]["latent_noise"] is True  # learned stage 2: Dai's noise
     assert model.latent_noise is True
-    rebuilt = kvae.TwoStageVAE(kvae.load(ZOO / "fmnist_two_stage_learned" / "stage1.keras",
-                                         compile=False),
-                               kvae.load(ZOO / "fmnist_two_stage_learned" / "stage2.keras",
-                                         compile=False))
+    rebuilt = kvae.TwoStageVAE(
+        kvae.load(ZOO / "fmnist_two_stage_learned" / "stage1.keras", compile=False),
+        kvae.load(ZOO / "fmnist_two_stage_learned" / "stage2.keras", compile=False),
+    )
     np.testing.assert_array_equal(model.generate(4, seed=3), rebuilt.generate(4, seed=3))
     quiet = kvae.TwoStageVAE(model.stage1, model.stage2, latent_noise=False)
     assert not np.array_equal(model.generate(4, seed=3), quiet.generate(4, seed=3))
@@ -217,9 +313,22 @@ def test_kvae_evaluate_takes_a_preset_folder_as_the_cards_command_does(tmp_path)
     card = zoo.card("manifold2d_ls")
     assert card["evaluation"].startswith("python -m kvae.evaluate zoo/manifold2d_ls ")
     check = card["check"]
-    assert evaluate.main([str(ZOO / "manifold2d_ls"), "--num-images", str(check["num_images"]),
-                          "--gain-images", str(check["num_images"]), "--fid", "off",
-                          "--out", str(tmp_path)]) == 0
+    assert (
+        evaluate.main(
+            [
+                str(ZOO / "manifold2d_ls"),
+                "--num-images",
+                str(check["num_images"]),
+                "--gain-images",
+                str(check["num_images"]),
+                "--fid",
+                "off",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     measured = json.loads((tmp_path / "metrics.json").read_text())
     assert measured["model"]["stage1"] == str(ZOO / "manifold2d_ls" / "stage1.keras")
     assert measured["mse_from_mu"] == pytest.approx(check["mse_from_mu"], rel=1e-6)

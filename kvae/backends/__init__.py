@@ -18,8 +18,7 @@ def get():
     name = keras.backend.backend()
     if name not in SUPPORTED:
         raise NotImplementedError(
-            f"kvae trains on the {' and '.join(SUPPORTED)} backends; "
-            f"KERAS_BACKEND is {name!r}."
+            f"kvae trains on the {' and '.join(SUPPORTED)} backends; KERAS_BACKEND is {name!r}."
         )
     return importlib.import_module(f"kvae.backends.{name}")
 

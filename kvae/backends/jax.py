@@ -22,24 +22,25 @@ def _run_stateless(variables, values, function):
     return result, [scope.get_current_value(v) for v in variables]
 
 
-def _terms_and_gradients(model, trainable, non_trainable, optimizer_values, x,
-                         noise=None):
+def _terms_and_gradients(model, trainable, non_trainable, optimizer_values, x, noise=None):
     """(terms, non_trainable after the forward pass), gradients of the
     loss, scaled by the LossScaleOptimizer when there is one."""
 
     def scaled_loss(trainable):
         variables = model.trainable_variables + model.non_trainable_variables
         terms, new_values = _run_stateless(
-            variables, list(trainable) + list(non_trainable),
+            variables,
+            list(trainable) + list(non_trainable),
             lambda: model.compute_terms(x, training=True, noise=noise),
         )
         loss = terms["loss"]
         if optimizer_values is not None:
             loss, _ = _run_stateless(
-                model.optimizer.variables, optimizer_values,
+                model.optimizer.variables,
+                optimizer_values,
                 lambda: model.optimizer.scale_loss(loss),
             )
-        return loss, (terms, new_values[len(model.trainable_variables):])
+        return loss, (terms, new_values[len(model.trainable_variables) :])
 
     (_, aux), gradients = jax.value_and_grad(scaled_loss, has_aux=True)(trainable)
     return aux, gradients
@@ -47,7 +48,8 @@ def _terms_and_gradients(model, trainable, non_trainable, optimizer_values, x,
 
 def _logs(model, metrics_values, terms):
     return _run_stateless(
-        model.metrics_variables, metrics_values,
+        model.metrics_variables,
+        metrics_values,
         lambda: model.update_trackers(terms),
     )
 
@@ -63,7 +65,8 @@ def train_step(model, state, data):
     )
     # Asperti & Trentin: gamma moves after the step, from this step's MSE.
     _, non_trainable = _run_stateless(
-        model.non_trainable_variables, non_trainable,
+        model.non_trainable_variables,
+        non_trainable,
         lambda: model.observation.update_gamma(terms["mse"]),
     )
     logs, metrics_values = _logs(model, metrics_values, terms)
@@ -74,10 +77,11 @@ def test_step(model, state, data):
     trainable, non_trainable, metrics_values = state
     variables = model.trainable_variables + model.non_trainable_variables
     terms, values = _run_stateless(
-        variables, list(trainable) + list(non_trainable),
+        variables,
+        list(trainable) + list(non_trainable),
         lambda: model.compute_terms(unpack_x(data), training=False),
     )
-    non_trainable = values[len(model.trainable_variables):]
+    non_trainable = values[len(model.trainable_variables) :]
     logs, metrics_values = _logs(model, metrics_values, terms)
     return logs, (trainable, non_trainable, metrics_values)
 

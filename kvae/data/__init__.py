@@ -38,8 +38,11 @@ SYNTHETIC = ("manifold2d", "sphere")
 DATASETS = (*TFDS_NAMES, "imagefolder:PATH", *SYNTHETIC)
 """Every dataset name the training command takes."""
 
-SOURCES = {**{name: "tfds_images" for name in TFDS_NAMES}, "imagefolder": "imagefolder",
-           **{name: "synthetic" for name in SYNTHETIC}}
+SOURCES = {
+    **{name: "tfds_images" for name in TFDS_NAMES},
+    "imagefolder": "imagefolder",
+    **{name: "synthetic" for name in SYNTHETIC},
+}
 """The source module of each dataset family; mnist and fashion_mnist switch
 to `idx` when their idx files are found (`source`)."""
 
@@ -49,11 +52,31 @@ SPLITS = {"celeba": ("train", "validation", "test"), "imagefolder": ("train", "v
 seeded sample for each of train, validation and test."""
 
 __all__ = [
-    "DATASETS", "DEBIAN_FASHION_MNIST", "IMAGE_SHAPES", "SOURCES", "SPLITS", "SYNTHETIC",
-    "TFDS_NAMES", "DataError", "Dataset", "LatentDataset", "as_float", "celeba_crop_resize",
-    "center_crop_resize", "check_name", "data_shape", "idx_folder", "load", "load_idx_images",
-    "load_idx_labels", "load_image_folder", "load_split", "read_idx", "sample_manifold2d",
-    "sample_sphere", "source",
+    "DATASETS",
+    "DEBIAN_FASHION_MNIST",
+    "IMAGE_SHAPES",
+    "SOURCES",
+    "SPLITS",
+    "SYNTHETIC",
+    "TFDS_NAMES",
+    "DataError",
+    "Dataset",
+    "LatentDataset",
+    "as_float",
+    "celeba_crop_resize",
+    "center_crop_resize",
+    "check_name",
+    "data_shape",
+    "idx_folder",
+    "load",
+    "load_idx_images",
+    "load_idx_labels",
+    "load_image_folder",
+    "load_split",
+    "read_idx",
+    "sample_manifold2d",
+    "sample_sphere",
+    "source",
 ]
 
 
@@ -72,7 +95,7 @@ def source(name, data_dir=None):
 def check_name(name):
     """The dataset name, or a DataError listing the known ones."""
     if name.startswith("imagefolder:"):
-        if not name[len("imagefolder:"):]:
+        if not name[len("imagefolder:") :]:
             raise DataError("imagefolder needs a path: imagefolder:PATH.")
         return name
     if name not in TFDS_NAMES and name not in SYNTHETIC:
@@ -108,16 +131,23 @@ def load(name, data_dir=None, image_size=64, dim=8, radius=1.0, seed=0, syntheti
         synthetic_size: points in the fixed training and validation samples
             of synthetic datasets (training itself draws fresh points).
     """
-    options = dict(data_dir=data_dir, image_size=image_size, dim=dim, radius=radius, seed=seed,
-                   count=synthetic_size)
+    options = dict(
+        data_dir=data_dir,
+        image_size=image_size,
+        dim=dim,
+        radius=radius,
+        seed=seed,
+        count=synthetic_size,
+    )
     train = load_split(name, "train", **options)
     validation = load_split(name, "validation", **options)
     sampler = synthetic.sampler(name, dim, radius) if name in SYNTHETIC else None
     return Dataset(name, train, validation, sampler=sampler)
 
 
-def load_split(name, split="test", data_dir=None, image_size=64, dim=8, radius=1.0, seed=0,
-               count=10000):
+def load_split(
+    name, split="test", data_dir=None, image_size=64, dim=8, radius=1.0, seed=0, count=10000
+):
     """The examples of one split, for evaluation: uint8 images in the
     datasets' order (no shuffling), or float32 points for synthetic data.
 
@@ -136,7 +166,7 @@ def load_split(name, split="test", data_dir=None, image_size=64, dim=8, radius=1
         raise DataError(f"{name} has no {split!r} split; expected one of {', '.join(known)}.")
     kind = source(name, data_dir)
     if kind == "imagefolder":
-        train, validation = load_image_folder(name[len("imagefolder:"):], image_size, seed=seed)
+        train, validation = load_image_folder(name[len("imagefolder:") :], image_size, seed=seed)
         return train if split == "train" else validation
     if kind == "synthetic":
         return synthetic.load_split(name, split, seed, count, dim, radius)

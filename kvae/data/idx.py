@@ -39,12 +39,14 @@ def read_idx(path):
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(f"{path} is not an idx file.")
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     offset = 4 + 4 * ndim
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - offset != expected:
-        raise ValueError(f"{path}: expected {expected} data bytes for shape {shape}, found {len(raw) - offset}.")
+        raise ValueError(
+            f"{path}: expected {expected} data bytes for shape {shape}, found {len(raw) - offset}."
+        )
     return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape)
 
 

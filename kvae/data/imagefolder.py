@@ -11,13 +11,15 @@ from kvae.data.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
+
 def find_images(folder):
     """Sorted paths of the image files under `folder` (recursively)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"imagefolder: {folder} is not a readable folder.")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                   and p.is_file())
+    paths = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
     if not paths:
         raise DataError(f"imagefolder: no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}.")
     return paths

@@ -15,8 +15,10 @@ class LatentDataset(Dataset):
         from kvae import generation, seeds
 
         validation = generation.posterior_draw(
-            validation_mu, validation_log_sigma,
-            seeds.generator(seeds.validation_latents_seed(seed)))
+            validation_mu,
+            validation_log_sigma,
+            seeds.generator(seeds.validation_latents_seed(seed)),
+        )
         # `train` holds the means: shapes and counts read them; batches add noise.
         super().__init__(name, np.asarray(mu, np.float32), validation)
         self.log_sigma = np.asarray(log_sigma, np.float32)
@@ -33,9 +35,10 @@ class LatentDataset(Dataset):
             while True:
                 order = rng.permutation(len(self.train))
                 for start in range(0, len(order) - batch_size + 1, batch_size):
-                    rows = order[start:start + batch_size]
+                    rows = order[start : start + batch_size]
                     yield generation.posterior_draw(self.train[rows], self.log_sigma[rows], rng)
 
         signature = tf.TensorSpec((batch_size, *self.shape), tf.float32)
         return tf.data.Dataset.from_generator(draws, output_signature=signature).prefetch(
-            tf.data.AUTOTUNE)
+            tf.data.AUTOTUNE
+        )

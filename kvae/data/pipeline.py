@@ -10,8 +10,7 @@ from kvae.data.errors import DataError
 def as_float(array):
     """uint8 images to float32 in [0, 1]; other arrays as float32 (NumPy)."""
     array = np.asarray(array)
-    return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else \
-        array.astype(np.float32)
+    return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
 
 
 def _as_float(batch):
@@ -49,8 +48,10 @@ class Dataset:
         """floor(N / batch_size): one pass over the training set."""
         steps = self.num_train // batch_size
         if steps < 1:
-            raise DataError(f"{self.name}: {self.num_train} training examples are fewer than "
-                            f"one batch of {batch_size}; lower --batch-size.")
+            raise DataError(
+                f"{self.name}: {self.num_train} training examples are fewer than "
+                f"one batch of {batch_size}; lower --batch-size."
+            )
         return steps
 
     def train_batches(self, batch_size, seed):
@@ -63,7 +64,8 @@ class Dataset:
         dataset = dataset.shuffle(len(self.train), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size, drop_remainder=True).repeat()
         return dataset.map(_as_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-            tf.data.AUTOTUNE)
+            tf.data.AUTOTUNE
+        )
 
     def _sampled_batches(self, batch_size, seed):
         import tensorflow as tf

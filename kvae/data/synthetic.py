@@ -4,8 +4,11 @@ split is a seeded sample."""
 
 import numpy as np
 
-MANIFOLD2D_REGIONS = ((-1.0, -1.0 / 3.0, 0.03), (-1.0 / 3.0, 1.0 / 3.0, 0.005),
-                      (1.0 / 3.0, 1.0, 0.1))
+MANIFOLD2D_REGIONS = (
+    (-1.0, -1.0 / 3.0, 0.03),
+    (-1.0 / 3.0, 1.0 / 3.0, 0.005),
+    (1.0 / 3.0, 1.0, 0.1),
+)
 """(start, end, noise std) of the three regions of `manifold2d` along the
 curve parameter t: moderate, small and large noise."""
 

@@ -9,12 +9,20 @@ import numpy as np
 
 from kvae.data.errors import DataError
 
-TFDS_NAMES = {"celeba": "celeb_a", "cifar10": "cifar10", "mnist": "mnist",
-              "fashion_mnist": "fashion_mnist"}
+TFDS_NAMES = {
+    "celeba": "celeb_a",
+    "cifar10": "cifar10",
+    "mnist": "mnist",
+    "fashion_mnist": "fashion_mnist",
+}
 """kvae's dataset names and the tfds builders behind them."""
 
-IMAGE_SHAPES = {"celeba": (64, 64, 3), "cifar10": (32, 32, 3), "mnist": (28, 28, 1),
-                "fashion_mnist": (28, 28, 1)}
+IMAGE_SHAPES = {
+    "celeba": (64, 64, 3),
+    "cifar10": (32, 32, 3),
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+}
 
 VALIDATION_SPLITS = {"celeba": "validation"}
 """The split used for validation loss and pictures: CelebA's official
@@ -27,8 +35,13 @@ CELEBA_CROP = (slice(45, 173), slice(25, 153))
 
 CELEBA_SIDE = 64
 
-CELEBA_FILES = ("img_align_celeba.zip", "list_eval_partition.txt", "list_attr_celeba.txt",
-                "list_landmarks_align_celeba.txt", "identity_CelebA.txt")
+CELEBA_FILES = (
+    "img_align_celeba.zip",
+    "list_eval_partition.txt",
+    "list_attr_celeba.txt",
+    "list_landmarks_align_celeba.txt",
+    "identity_CelebA.txt",
+)
 
 
 def celeba_crop_resize(image):
@@ -43,8 +56,7 @@ def celeba_crop_resize(image):
     import tensorflow as tf
 
     crop = image[CELEBA_CROP[0], CELEBA_CROP[1], :]
-    resized = tf.image.resize(crop, (CELEBA_SIDE, CELEBA_SIDE), method="bilinear",
-                              antialias=True)
+    resized = tf.image.resize(crop, (CELEBA_SIDE, CELEBA_SIDE), method="bilinear", antialias=True)
     return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
 
 
@@ -53,9 +65,11 @@ def _celeba_help(data_dir, error):
 
     root = Path(data_dir) if data_dir else Path(tfds.core.constants.DATA_DIR)
     manual = root / "downloads" / "manual"
-    return (f"CelebA could not be downloaded ({type(error).__name__}; Google Drive quotas "
-            f"are common). Place {', '.join(CELEBA_FILES)} from "
-            f"https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html in {manual} and run again.")
+    return (
+        f"CelebA could not be downloaded ({type(error).__name__}; Google Drive quotas "
+        f"are common). Place {', '.join(CELEBA_FILES)} from "
+        f"https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html in {manual} and run again."
+    )
 
 
 def load_tfds_images(name, split, data_dir=None):
@@ -70,15 +84,22 @@ def load_tfds_images(name, split, data_dir=None):
     download_config = None
     if data_dir is not None:
         download_config = tfds.download.DownloadConfig(
-            manual_dir=os.path.join(os.fspath(data_dir), "downloads", "manual"))
+            manual_dir=os.path.join(os.fspath(data_dir), "downloads", "manual")
+        )
     try:
-        dataset = tfds.load(builder_name, split=split, data_dir=data_dir,
-                            download_and_prepare_kwargs={"download_config": download_config})
+        dataset = tfds.load(
+            builder_name,
+            split=split,
+            data_dir=data_dir,
+            download_and_prepare_kwargs={"download_config": download_config},
+        )
     except Exception as error:  # noqa: BLE001 - tfds raises many kinds; all end the same way
         if name == "celeba":
             raise DataError(_celeba_help(data_dir, error)) from error
-        raise DataError(f"Could not load {builder_name!r} with tensorflow-datasets: "
-                        f"{type(error).__name__}: {error}") from error
+        raise DataError(
+            f"Could not load {builder_name!r} with tensorflow-datasets: "
+            f"{type(error).__name__}: {error}"
+        ) from error
     images = dataset.map(lambda example: example["image"], num_parallel_calls=tf.data.AUTOTUNE)
     if name == "celeba":
         images = images.map(celeba_crop_resize, num_parallel_calls=tf.data.AUTOTUNE)

@@ -20,13 +20,20 @@ from types import SimpleNamespace
 from kvae.networks import collapse, infogan, mlp, resnet, stage2
 
 _MODULES = {
-    "resnet": resnet, "infogan": infogan, "mlp": mlp, "stage2": stage2,
-    "collapse_dense": SimpleNamespace(DEFAULTS=collapse.DEFAULTS,
-                                      build_encoder=collapse.build_dense_encoder,
-                                      build_decoder=collapse.build_dense_decoder),
-    "collapse_conv": SimpleNamespace(DEFAULTS=collapse.DEFAULTS,
-                                     build_encoder=collapse.build_conv_encoder,
-                                     build_decoder=collapse.build_conv_decoder),
+    "resnet": resnet,
+    "infogan": infogan,
+    "mlp": mlp,
+    "stage2": stage2,
+    "collapse_dense": SimpleNamespace(
+        DEFAULTS=collapse.DEFAULTS,
+        build_encoder=collapse.build_dense_encoder,
+        build_decoder=collapse.build_dense_decoder,
+    ),
+    "collapse_conv": SimpleNamespace(
+        DEFAULTS=collapse.DEFAULTS,
+        build_encoder=collapse.build_conv_encoder,
+        build_decoder=collapse.build_conv_decoder,
+    ),
 }
 
 NETWORKS = tuple(_MODULES)
@@ -52,17 +59,14 @@ def resolve_config(net, net_config=None):
     """The network's full hyper-parameters: its defaults updated by
     `net_config`. Unknown networks or keys raise a ValueError."""
     if net not in _MODULES:
-        raise ValueError(
-            f"Unknown net {net!r}; expected one of {', '.join(NETWORKS)}."
-        )
+        raise ValueError(f"Unknown net {net!r}; expected one of {', '.join(NETWORKS)}.")
     defaults = _MODULES[net].DEFAULTS
     net_config = dict(net_config or {})
     unknown = sorted(set(net_config) - set(defaults))
     if unknown:
         allowed = ", ".join(defaults) or "none"
         raise ValueError(
-            f"Unknown option(s) {', '.join(unknown)} for net={net!r}; "
-            f"allowed: {allowed}."
+            f"Unknown option(s) {', '.join(unknown)} for net={net!r}; allowed: {allowed}."
         )
     config = {**defaults, **net_config}
     for key, value in config.items():

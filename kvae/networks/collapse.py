@@ -42,8 +42,10 @@ CONV_SHAPE = (28, 28, 1)
 
 def _check_shape(image_shape, net):
     if tuple(image_shape[:2]) != CONV_SHAPE[:2] or len(image_shape) != 3:
-        raise ValueError(f"The {net} network takes 28x28 images (28, 28, C). "
-                         f"Received: image_shape={tuple(image_shape)}")
+        raise ValueError(
+            f"The {net} network takes 28x28 images (28, 28, C). "
+            f"Received: image_shape={tuple(image_shape)}"
+        )
 
 
 def _dense_stack(h, widths, prefix, dtype):
@@ -62,10 +64,12 @@ class _DenseImageHead:
         height, width, _ = self.image_shape
 
         def head(features):
-            raw = layers.Dense(height * width * filters, name="dense_out",
-                               dtype=self.dtype)(features)
-            return layers.Reshape((height, width, filters), name="reshape_out",
-                                  dtype=self.dtype)(raw)
+            raw = layers.Dense(height * width * filters, name="dense_out", dtype=self.dtype)(
+                features
+            )
+            return layers.Reshape((height, width, filters), name="reshape_out", dtype=self.dtype)(
+                raw
+            )
 
         return head
 
@@ -103,8 +107,14 @@ LAST_CONV = (32, 2, 2)
 def conv_group(h, group, convs, layer_class, prefix, dtype):
     """One group of (transposed) 'same' convolutions, then BN and ReLU."""
     for index, (filters, kernel, stride) in enumerate(convs):
-        h = layer_class(filters, kernel, strides=stride, padding="same",
-                        name=f"{prefix}{group}_{index}", dtype=dtype)(h)
+        h = layer_class(
+            filters,
+            kernel,
+            strides=stride,
+            padding="same",
+            name=f"{prefix}{group}_{index}",
+            dtype=dtype,
+        )(h)
     h = batch_norm(f"bn{group}", dtype, **KERAS_BN)(h)
     return layers.ReLU(name=f"relu{group}", dtype=dtype)(h)
 
@@ -116,8 +126,9 @@ def build_conv_encoder(image_shape, latent_dim, dtype):
     for group, convs in enumerate(ENCODER_CONVS):
         h = conv_group(h, group, convs, layers.Conv2D, "conv", dtype)
     filters, kernel, stride = LAST_CONV
-    h = layers.Conv2D(filters, kernel, strides=stride, padding="same", name="conv_last",
-                      dtype=dtype)(h)
+    h = layers.Conv2D(
+        filters, kernel, strides=stride, padding="same", name="conv_last", dtype=dtype
+    )(h)
     mu = layers.Conv2D(latent_dim, 1, name="mu_conv", dtype="float32")(h)
     log_sigma = layers.Conv2D(latent_dim, 1, name="log_sigma_conv", dtype="float32")(h)
     mu = layers.Flatten(name="mu", dtype="float32")(mu)
@@ -126,10 +137,10 @@ def build_conv_encoder(image_shape, latent_dim, dtype):
 
 
 DECODER_CONVS = (  # transposed (filters, kernel, stride); BN + ReLU after each group
-    ((32, 2, 2), (32, 2, 1)),   # 1 -> 2
-    ((32, 2, 2), (32, 3, 1)),   # 2 -> 4
-    ((32, 3, 2), (32, 3, 1)),   # 4 -> 8, cropped to 7 before the next group
-    ((16, 3, 2),),              # 7 -> 14
+    ((32, 2, 2), (32, 2, 1)),  # 1 -> 2
+    ((32, 2, 2), (32, 3, 1)),  # 2 -> 4
+    ((32, 3, 2), (32, 3, 1)),  # 4 -> 8, cropped to 7 before the next group
+    ((16, 3, 2),),  # 7 -> 14
 )
 
 
@@ -144,7 +155,8 @@ def build_conv_decoder(image_shape, latent_dim, dtype, pixel):
             h = layers.Cropping2D(((0, 1), (0, 1)), name="crop", dtype=dtype)(h)
 
     def last_layer(filters):  # 14 -> 28
-        return layers.Conv2DTranspose(filters, 3, strides=2, padding="same",
-                                      name="deconv_out", dtype=dtype)
+        return layers.Conv2DTranspose(
+            filters, 3, strides=2, padding="same", name="deconv_out", dtype=dtype
+        )
 
     return keras.Model(z, image_output(h, image_shape[-1], pixel, last_layer), name="decoder")

@@ -78,23 +78,37 @@ def build_decoder(image_shape, latent_dim, dtype, pixel, fc_dim):
     h = batch_norm("bn0", dtype)(h)
     h = layers.ReLU(name="relu0", dtype=dtype)(h)
     h = layers.Dense(
-        128 * (height // 4) * (width // 4), kernel_initializer=normal,
-        name="dense1", dtype=dtype,
+        128 * (height // 4) * (width // 4),
+        kernel_initializer=normal,
+        name="dense1",
+        dtype=dtype,
     )(h)
     h = batch_norm("bn1", dtype)(h)
     h = layers.ReLU(name="relu1", dtype=dtype)(h)
     h = layers.Reshape((height // 4, width // 4, 128), name="reshape", dtype=dtype)(h)
     h = layers.Conv2DTranspose(
-        64, 4, strides=2, padding="same", kernel_initializer=normal,
-        name="deconv2", dtype=dtype,
+        64,
+        4,
+        strides=2,
+        padding="same",
+        kernel_initializer=normal,
+        name="deconv2",
+        dtype=dtype,
     )(h)
     h = batch_norm("bn2", dtype)(h)
     h = layers.ReLU(name="relu2", dtype=dtype)(h)
     outputs = image_output(
-        h, channels, pixel,
+        h,
+        channels,
+        pixel,
         lambda filters: layers.Conv2DTranspose(
-            filters, 4, strides=2, padding="same", kernel_initializer=normal,
-            name="deconv3", dtype=dtype,
+            filters,
+            4,
+            strides=2,
+            padding="same",
+            kernel_initializer=normal,
+            name="deconv3",
+            dtype=dtype,
         ),
     )
     return keras.Model(z, outputs, name="decoder")

@@ -49,7 +49,10 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
     def build(self, input_shape):
         super().build(input_shape)
         self.update_count = self.add_weight(
-            name="update_count", shape=(), initializer="zeros", trainable=False,
+            name="update_count",
+            shape=(),
+            initializer="zeros",
+            trainable=False,
             dtype="float32",
         )
 
@@ -61,11 +64,17 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
         mean, variance = self._moments(inputs, None)
         count = ops.cast(self.update_count, inputs.dtype)
         for moving, batch_value in ((self.moving_mean, mean), (self.moving_variance, variance)):
-            moving.assign(debiased_moving_average(
-                ops.cast(moving, inputs.dtype), batch_value, self.momentum, count))
+            moving.assign(
+                debiased_moving_average(
+                    ops.cast(moving, inputs.dtype), batch_value, self.momentum, count
+                )
+            )
         self.update_count.assign(self.update_count + 1.0)
         outputs = ops.batch_normalization(
-            x=inputs, mean=mean, variance=variance, axis=self.axis,
+            x=inputs,
+            mean=mean,
+            variance=variance,
+            axis=self.axis,
             offset=None if self.beta is None else ops.cast(self.beta, inputs.dtype),
             scale=None if self.gamma is None else ops.cast(self.gamma, inputs.dtype),
             epsilon=self.epsilon,
@@ -76,9 +85,7 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
 def batch_norm(name, dtype, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
     """Zero-debiased batch normalization, by default with the originals'
     epsilon and momentum."""
-    return DebiasedBatchNormalization(
-        epsilon=epsilon, momentum=momentum, name=name, dtype=dtype
-    )
+    return DebiasedBatchNormalization(epsilon=epsilon, momentum=momentum, name=name, dtype=dtype)
 
 
 def spectral_normalize(kernel, vector_u):
@@ -106,9 +113,7 @@ def spectral_normalize(kernel, vector_u):
 
 
 def _l2_normalize(vector, epsilon=1e-12):
-    return vector * ops.rsqrt(
-        ops.maximum(ops.sum(ops.square(vector)), epsilon)
-    )
+    return vector * ops.rsqrt(ops.maximum(ops.sum(ops.square(vector)), epsilon))
 
 
 class _SpectralNormLayer(keras.layers.Layer):
@@ -139,9 +144,7 @@ class _SpectralNormLayer(keras.layers.Layer):
             shape=shape,
             initializer=initializer_class(stddev=self.kernel_stddev),
         )
-        self.bias = self.add_weight(
-            name="bias", shape=(self.units,), initializer="zeros"
-        )
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
         rows = 1
         for size in shape[:-1]:
             rows *= size
@@ -194,9 +197,7 @@ class SpectralNormConv2D(_SpectralNormLayer):
         return (self.kernel_size, self.kernel_size, input_shape[-1], self.units)
 
     def call(self, inputs):
-        outputs = ops.conv(
-            inputs, self.normalized_kernel(), strides=self.strides, padding="same"
-        )
+        outputs = ops.conv(inputs, self.normalized_kernel(), strides=self.strides, padding="same")
         return outputs + self.bias
 
     def compute_output_shape(self, input_shape):
@@ -229,21 +230,15 @@ def image_output(features, channels, pixel, make_layer):
     if not pixel:
         return layers.Activation("sigmoid", dtype="float32", name="x_mean")(raw)
     mean_logits, log_sigma = ops.split(raw, 2, axis=-1)
-    x_mean = layers.Activation("sigmoid", dtype="float32", name="x_mean")(
-        mean_logits
-    )
-    x_log_sigma = layers.Activation(
-        "linear", dtype="float32", name="x_log_sigma"
-    )(log_sigma)
+    x_mean = layers.Activation("sigmoid", dtype="float32", name="x_mean")(mean_logits)
+    x_log_sigma = layers.Activation("linear", dtype="float32", name="x_log_sigma")(log_sigma)
     return [x_mean, x_log_sigma]
 
 
 def vector_output(features, dims, pixel, dtype, name="x_mean"):
     """A linear Dense head for vector data, with a per-dimension log sigma
     for `pixel` (twice the units). Float32 outputs."""
-    raw = layers.Dense(2 * dims if pixel else dims, name=name, dtype=dtype)(
-        features
-    )
+    raw = layers.Dense(2 * dims if pixel else dims, name=name, dtype=dtype)(features)
     if not pixel:
         return layers.Activation("linear", dtype="float32", name=f"{name}_32")(raw)
     mean, log_sigma = ops.split(raw, 2, axis=-1)
@@ -257,15 +252,12 @@ def check_vector_shape(data_shape, net):
     """Vector networks take examples of shape (D,)."""
     if len(data_shape) != 1:
         raise ValueError(
-            f"The {net} network takes vectors (D,). Received: "
-            f"data_shape={tuple(data_shape)}"
+            f"The {net} network takes vectors (D,). Received: data_shape={tuple(data_shape)}"
         )
 
 
 def gaussian_heads(features, latent_dim):
     """Two linear float32 Dense heads: mu and log sigma of q(z|x)."""
     mu = layers.Dense(latent_dim, name="mu", dtype="float32")(features)
-    log_sigma = layers.Dense(latent_dim, name="log_sigma", dtype="float32")(
-        features
-    )
+    log_sigma = layers.Dense(latent_dim, name="log_sigma", dtype="float32")(features)
     return [mu, log_sigma]

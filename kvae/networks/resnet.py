@@ -41,8 +41,7 @@ def check_image_shape(image_shape, num_scale):
     enough for `num_scale - 1` halvings."""
     if len(image_shape) != 3:
         raise ValueError(
-            f"The ResNet network takes images (H, W, C). Received: "
-            f"image_shape={tuple(image_shape)}"
+            f"The ResNet network takes images (H, W, C). Received: image_shape={tuple(image_shape)}"
         )
     height, width, _ = image_shape
     side_ok = height == width and height >= 2 and height & (height - 1) == 0
@@ -61,7 +60,11 @@ def check_image_shape(image_shape, num_scale):
 
 def _conv(filters, kernel_size, name, dtype, strides=1):
     return layers.Conv2D(
-        filters, kernel_size, strides=strides, padding="same", name=name,
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        name=name,
         dtype=dtype,
     )
 
@@ -80,9 +83,7 @@ def residual_block(x, out_dim, depth, kernel_size, name, dtype):
 def scale_block(x, out_dim, block_per_scale, depth_per_block, kernel_size, name, dtype):
     """`block_per_scale` residual blocks at a constant width."""
     for i in range(block_per_scale):
-        x = residual_block(
-            x, out_dim, depth_per_block, kernel_size, f"{name}_block{i}", dtype
-        )
+        x = residual_block(x, out_dim, depth_per_block, kernel_size, f"{name}_block{i}", dtype)
     return x
 
 
@@ -107,28 +108,50 @@ def decoder_widths(side, base_dim):
     return list(zip(sides, reversed(widths)))
 
 
-def build_encoder(image_shape, latent_dim, dtype, base_dim, num_scale,
-                  block_per_scale, depth_per_block, kernel_size, fc_dim):
+def build_encoder(
+    image_shape,
+    latent_dim,
+    dtype,
+    base_dim,
+    num_scale,
+    block_per_scale,
+    depth_per_block,
+    kernel_size,
+    fc_dim,
+):
     """x -> [mu, log_sigma]."""
     check_image_shape(image_shape, num_scale)
     x = keras.Input(shape=tuple(image_shape), name="x")
     h = _conv(base_dim, kernel_size, "stem", dtype)(x)
     for i in range(num_scale):
         h = scale_block(
-            h, base_dim * 2**i, block_per_scale, depth_per_block, kernel_size,
-            f"scale{i}", dtype,
+            h,
+            base_dim * 2**i,
+            block_per_scale,
+            depth_per_block,
+            kernel_size,
+            f"scale{i}",
+            dtype,
         )
         if i < num_scale - 1:
-            h = _conv(
-                base_dim * 2 ** (i + 1), kernel_size, f"down{i}", dtype, strides=2
-            )(h)
+            h = _conv(base_dim * 2 ** (i + 1), kernel_size, f"down{i}", dtype, strides=2)(h)
     h = layers.GlobalAveragePooling2D(name="pool", dtype=dtype)(h)
     h = dense_residual_block(h, fc_dim, depth_per_block, "fc", dtype)
     return keras.Model(x, gaussian_heads(h, latent_dim), name="encoder")
 
 
-def build_decoder(image_shape, latent_dim, dtype, pixel, base_dim, num_scale,
-                  block_per_scale, depth_per_block, kernel_size, fc_dim):
+def build_decoder(
+    image_shape,
+    latent_dim,
+    dtype,
+    pixel,
+    base_dim,
+    num_scale,
+    block_per_scale,
+    depth_per_block,
+    kernel_size,
+    fc_dim,
+):
     """z -> x_mean (sigmoid), or [x_mean, x_log_sigma] for per-pixel sigma."""
     check_image_shape(image_shape, num_scale)
     side, _, channels = image_shape
@@ -139,15 +162,26 @@ def build_decoder(image_shape, latent_dim, dtype, pixel, base_dim, num_scale,
     h = layers.Reshape((2, 2, first_width), name="reshape", dtype=dtype)(h)
     for i, (_, width) in enumerate(plan[1:]):
         h = layers.Conv2DTranspose(
-            width, kernel_size, strides=2, padding="same", name=f"up{i}",
+            width,
+            kernel_size,
+            strides=2,
+            padding="same",
+            name=f"up{i}",
             dtype=dtype,
         )(h)
         h = scale_block(
-            h, width, block_per_scale, depth_per_block, kernel_size,
-            f"scale{i}", dtype,
+            h,
+            width,
+            block_per_scale,
+            depth_per_block,
+            kernel_size,
+            f"scale{i}",
+            dtype,
         )
     outputs = image_output(
-        h, channels, pixel,
+        h,
+        channels,
+        pixel,
         lambda filters: _conv(filters, kernel_size, "out", dtype),
     )
     return keras.Model(z, outputs, name="decoder")
