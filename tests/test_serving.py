@@ -425,7 +425,9 @@ def test_bentoml_build_packs_the_service_and_the_default_model(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     (source,) = (tmp_path / "bentos" / "kvae").glob("*/src")
-    card = kvae.zoo.card("fmnist_two_stage_computed")
+    import serving.service
+
+    card = kvae.zoo.card(serving.service.DEFAULT_MODEL)  # bentofile.yaml must include it
     for spec in card["files"].values():
         assert (
             hashlib.sha256((source / "zoo" / spec["path"]).read_bytes()).hexdigest()
