@@ -21,6 +21,7 @@ GAMMAS = observation.GAMMA_MODES + ("mse",)
 STAGE2_GAMMAS = ("computed", "learned")
 XLA_CHOICES = ("auto", "on", "off")
 STAGES = ("1", "2", "both")
+DISTRIBUTE_CHOICES = ("none", "data")
 
 
 def option(default, help, type=None, choices=None, on_command_line=True):  # noqa: A002
@@ -110,6 +111,16 @@ class RunConfig:
     )
     seed: int = option(0, "seeds every random stream (kvae.seeds)", type=int)
     source: str = option("", "where the recipe comes from", on_command_line=False)
+    # -- where it runs (may change when a run is continued)
+    distribute: str = option(
+        "none",
+        "data: data parallelism over the local accelerators (keras.distribution "
+        "on JAX, tf.distribute on TensorFlow); the global batch is --batch-size",
+        choices=DISTRIBUTE_CHOICES,
+    )
+    devices: int | None = option(
+        None, "with --distribute data: use the first N devices (default all)", type=cli.positive_int
+    )
 
 
 FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig))

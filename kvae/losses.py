@@ -142,6 +142,52 @@ def computed_gamma_update(gamma_square, mse):
     return ops.minimum(gamma_square, 0.99 * gamma_square + 0.01 * mse)
 
 
+def mse_per_example(x, x_mean):
+    """The mean squared error of each example, over its D elements; its
+    mean over the batch is `batch_mse` (equal D per example).
+
+    Returns:
+        float32 tensor of shape (B,).
+    """
+    x, x_mean = _float32(x, x_mean)
+    return ops.mean(ops.square(x - x_mean), axis=_example_axes(x))
+
+
+def mean_per_example(values, like):
+    """The mean of each example's elements of `values`, a scalar or a tensor
+    broadcastable to `like` (B, ...), e.g. gamma or a per-pixel gamma.
+
+    Returns:
+        float32 tensor of shape (B,).
+    """
+    values, like = _float32(values, like)
+    values = ops.broadcast_to(values, ops.shape(like))
+    return ops.mean(values, axis=_example_axes(like))
+
+
+def weighted_share(per_example, weights, total):
+    """A replica's share of a weighted batch mean:
+
+        sum_i w_i t_i / total,
+
+    with `total` the sum of the weights over the whole (global) batch, so
+    that the shares of all replicas add up to the weighted mean; on one
+    device with unit weights it is the plain mean over the batch.
+
+    Args:
+        per_example: tensor (B,) or (B, K).
+        weights: tensor (B,).
+        total: scalar, sum of the weights over every replica.
+
+    Returns:
+        float32 scalar, or (K,) for (B, K) values.
+    """
+    per_example, weights, total = _float32(per_example, weights, total)
+    if len(per_example.shape) > 1:
+        weights = ops.reshape(weights, (-1,) + (1,) * (len(per_example.shape) - 1))
+    return ops.sum(weights * per_example, axis=0) / total
+
+
 def posterior_variance(log_sigma):
     """Mean over the batch of each latent's posterior variance sigma_j^2.
 
@@ -153,6 +199,14 @@ def posterior_variance(log_sigma):
     """
     (log_sigma,) = _float32(log_sigma)
     return ops.mean(ops.exp(2.0 * log_sigma), axis=0)
+
+
+def count_active(variance, threshold=INACTIVE_THRESHOLD):
+    """Number of latents whose mean posterior variance (K,) is below
+    `threshold` (Asperti & Trentin 2020, footnote 3: a latent with mean
+    sigma_j^2 >= 0.8 is inactive). Returns a float32 scalar."""
+    (variance,) = _float32(variance)
+    return ops.sum(ops.cast(ops.less(variance, threshold), "float32"))
 
 
 def active_latents(log_sigma, threshold=INACTIVE_THRESHOLD):
@@ -169,8 +223,7 @@ def active_latents(log_sigma, threshold=INACTIVE_THRESHOLD):
     Returns:
         float32 scalar, the count of active latents in this batch.
     """
-    is_active = ops.less(posterior_variance(log_sigma), threshold)
-    return ops.sum(ops.cast(is_active, "float32"))
+    return count_active(posterior_variance(log_sigma), threshold)
 
 
 def gaussian_sample(mean, log_std, eps):

@@ -1,9 +1,11 @@
 """The VAE model: networks + an observation model + the shared loss."""
 
+import contextlib
+
 import keras
 from keras import ops
 
-from kvae import backends, generation, losses, networks, observation, seeds
+from kvae import backends, distribute, generation, losses, networks, observation, seeds
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -172,6 +174,18 @@ class VAE(keras.Model):
     def metrics(self):
         return self.trackers
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras's TensorFlow trainer, under a tf.distribute strategy, takes a
+        # batch from the training iterator to build the model before fit;
+        # with a reshuffling tf.data pipeline the run then trains on other
+        # batches than on one device. Every weight of a VAE exists from
+        # __init__ and it compiles no loss or metric: only the optimizer is
+        # left to build, which needs no data.
+        if self.optimizer is not None and not self.optimizer.built:
+            strategy = getattr(self, "distribute_strategy", None)
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                self.optimizer.build(self.trainable_variables)
+
     # -- the forward pass and the loss (keras.ops only) ---------------------
 
     def encode(self, x, training=False):
@@ -195,42 +209,84 @@ class VAE(keras.Model):
     def sample_posterior(self, mu, log_sigma, noise=None):
         """z = mu + sigma * eps in the train step (`losses.gaussian_sample`);
         eps ~ N(0, I) from the model's in-graph seed generator unless
-        `noise` gives it. Inference draws use `kvae.generation` instead."""
+        `noise` gives it. Under data parallelism eps is drawn for the global
+        batch and each replica takes its rows, so N devices draw what one
+        device draws. Inference draws use `kvae.generation` instead."""
         if noise is None:
-            noise = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
+            local = ops.shape(mu)[0]
+            noise = keras.random.normal(
+                (local * distribute.replicas_in_sync(), self.latent_dim),
+                seed=self.seed_generator,
+            )
+            noise = distribute.replica_rows(noise, local)
         return losses.gaussian_sample(mu, log_sigma, noise)
 
-    def compute_terms(self, x, training=False, noise=None):
-        """One forward pass and every loss term.
+    def compute_terms(self, x, training=False, noise=None, weights=None):
+        """One forward pass and every loss term, as this replica's share of
+        the global batch means (the means themselves on one device).
 
         Args:
             x: a batch of data, shape (B, *data_shape).
             training: batch norm in training mode.
             noise: optional eps of shape (B, latent_dim) for z; drawn from
                 the model's seed generator when None.
+            weights: optional (B,) example weights (1 for an example, 0 for
+                padding); every mean is sum_i w_i t_i / sum_i w_i over the
+                global batch.
 
         Returns:
-            dict of float32 scalars: loss, recon, kl, mse, gamma, active.
+            dict of float32 tensors: loss, recon, kl, mse, gamma (shares of
+            the batch means, `losses.weighted_share`), active (the count on
+            this replica's share), latent_variance (K,), the share of the
+            mean posterior variance per latent, and count, the global
+            weight total. `global_terms` completes them.
         """
         x = ops.cast(x, "float32")
         mu, log_sigma = self.encode(x, training=training)
         z = self.sample_posterior(mu, log_sigma, noise=noise)
         x_mean, log_gamma = self.decode_distribution(z, training=training)
-        recon = losses.gaussian_nll(x, x_mean, log_gamma)
-        kl = losses.kl_standard_normal(mu, log_sigma)
+        if weights is None:  # every example counts: the global count is known
+            local = ops.shape(x)[0]
+            weights = ops.ones((local,), "float32")
+            count = ops.cast(local * distribute.replicas_in_sync(), "float32")
+        else:
+            weights = ops.cast(weights, "float32")
+            count = distribute.global_sum(ops.sum(weights))
+
+        def share(per_example):
+            return losses.weighted_share(per_example, weights, count)
+
+        recon = share(losses.gaussian_nll_per_example(x, x_mean, log_gamma))
+        kl = share(losses.kl_standard_normal_per_example(mu, log_sigma))
+        latent_variance = losses.weighted_share(ops.exp(2.0 * log_sigma), weights, count)
         return {
             "loss": recon + self.kl_weight * kl,
             "recon": recon,
             "kl": kl,
-            "mse": losses.batch_mse(x, x_mean),
-            "gamma": ops.mean(ops.exp(log_gamma)),
-            "active": losses.active_latents(log_sigma),
+            "mse": share(losses.mse_per_example(x, x_mean)),
+            "gamma": share(losses.mean_per_example(ops.exp(log_gamma), x)),
+            "active": losses.count_active(latent_variance),
+            "latent_variance": latent_variance,
+            "count": count,
+        }
+
+    def global_terms(self, terms):
+        """The global batch's terms from a replica's shares: summed over the
+        replicas (`distribute.global_sum`; the shares themselves on one
+        device), and the active count of the global latent variances."""
+        additive = ("loss", "recon", "kl", "mse", "gamma", "latent_variance")
+        totals = distribute.global_sum({key: terms[key] for key in additive})
+        return {
+            **totals,
+            "active": losses.count_active(totals["latent_variance"]),
+            "count": terms["count"],
         }
 
     def update_trackers(self, terms):
-        """Add a step's terms to the metric trackers; return their results."""
+        """Add a step's global terms to the metric trackers, weighted by the
+        step's example count; return their results."""
         for tracker in self.trackers:
-            tracker.update_state(terms[tracker.name])
+            tracker.update_state(terms[tracker.name], sample_weight=terms["count"])
         return {tracker.name: tracker.result() for tracker in self.trackers}
 
     # -- training: the per-backend steps live in kvae.backends --------------
@@ -250,7 +306,9 @@ class VAE(keras.Model):
     # -- inference -----------------------------------------------------------
 
     def call(self, x, training=False):
-        """The reconstruction mean from mu (deterministic), as a tensor."""
+        """The reconstruction mean from mu (deterministic), as a tensor; x
+        may be a step's dict {"x", ...} (`backends.unpack`)."""
+        x, _, _ = backends.unpack(x)
         mu, _ = self.encode(ops.cast(x, "float32"), training=training)
         return self.decode_distribution(mu, training=training)[0]
 

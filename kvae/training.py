@@ -14,22 +14,24 @@ frozen. Every epoch is committed atomically (checkpoint, best checkpoint,
 picture, metrics row).
 """
 
+import contextlib
 import math
 import sys
 import time
 
 import numpy as np
 
-from kvae import data, seeds
+from kvae import data, distribute, seeds
 from kvae.cli import UsageError
 from kvae.runs import RunFolder, default_out, epochs_done
 
 LATENT_SUMMARY_EXAMPLES = 5000
 
 STAGE2_OPTIONS = ("gamma2", "second_dim", "second_depth", "lr2", "lr_epochs2", "lr_fac2")
-CONTINUE_OPTIONS = ("data_dir", "stage", "epochs", "epochs2")
+CONTINUE_OPTIONS = ("data_dir", "stage", "epochs", "epochs2", "distribute", "devices")
 """Options a continued run (resume, or stage 2 on a finished stage 1) may
-change: where the data is, which stages to train, and how many epochs."""
+change: where the data is, which stages to train, how many epochs, and on
+how many devices (a checkpoint moves between device counts)."""
 
 
 # -- models ------------------------------------------------------------------------
@@ -155,7 +157,7 @@ def _epoch_callback_class():
                     **latent_summary(self.model, self.summary_examples),
                     "epoch": number,
                     "stage": self.stage,
-                    "lr": float(self.model.optimizer.learning_rate),
+                    "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                     "seconds": round(time.time() - self.started, 3),
                 }
             )
@@ -284,9 +286,14 @@ def stage2_pictures(stage1, dataset, seed):
 
 
 def load_checkpoint(path):
+    """A run's checkpoint with its optimizer, compiled as it was, except
+    that XLA is off under a TensorFlow strategy (`compiled`)."""
     from kvae import saving
 
-    return saving.load(path, compile=True)
+    model = saving.load(path, compile=True)
+    if distribute.strategy_replicas() > 1 and model.jit_compile:
+        model.jit_compile = False
+    return model
 
 
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
@@ -297,7 +304,17 @@ def compiled(model, lr, xla="auto"):
     keeps both, so a resumed run compiles the same way."""
     from kvae.models import adam
 
-    model.compile(optimizer=adam(lr), jit_compile=JIT_COMPILE[xla])
+    jit_compile = JIT_COMPILE[xla]
+    if distribute.strategy_replicas() > 1 and jit_compile is True:
+        # XLA-compiled steps fail under tf.distribute on several devices
+        # ("Trying to access resource ... located in device CPU:1").
+        print(
+            "--xla on: XLA is off under tf.distribute (Keras's auto does the same); "
+            "the run folder keeps --xla on for other runs",
+            flush=True,
+        )
+        jit_compile = False
+    model.compile(optimizer=adam(lr), jit_compile=jit_compile)
     return model
 
 
@@ -432,6 +449,30 @@ def _run(run, config, state):
 
     print("configuration:", json.dumps(config, indent=2), flush=True)
     started = time.time()
-    run_training(run, config, state)
+    with distribution(config):
+        run_training(run, config, state)
     print(f"done in {time.time() - started:.0f} s: {run.path}", flush=True)
     return run.path
+
+
+@contextlib.contextmanager
+def distribution(config):
+    """The devices a run trains on (`config["distribute"]`, absent from runs
+    older than the option): one, or data parallelism over the local
+    devices (`kvae.distribute.data_parallel`). Bad settings are one-line
+    UsageErrors."""
+    if config.get("distribute", "none") == "none":
+        yield 1
+        return
+    try:
+        devices = distribute.local_devices(config.get("devices"))
+        distribute.check_batch(config["batch_size"], len(devices))
+    except distribute.DistributeError as error:
+        raise UsageError(str(error)) from error
+    print(
+        f"data parallel over {len(devices)} device(s): {', '.join(devices)}; global batch "
+        f"{config['batch_size']}",
+        flush=True,
+    )
+    with distribute.data_parallel(devices) as replicas:
+        yield replicas

@@ -112,6 +112,62 @@ def resume(model_path):
     }
 
 
+def parallel(folder, cases):
+    """Train each case (a comma-separated list of tests/helpers.PARALLEL_CASES
+    names) for a few steps from the same saved weights, batches and noise,
+    on one device and on two data-parallel devices (simulated CPUs); save
+    per-step losses, the gamma state and the weights of both to FOLDER."""
+    import keras
+
+    import kvae
+    from helpers import PARALLEL_CASES, PARALLEL_STEPS
+    from kvae import distribute
+
+    folder = Path(folder)
+    report = {}
+    for name in cases.split(","):
+        keras.utils.set_random_seed(7)
+        build, batch = PARALLEL_CASES[name]
+        reference = build()
+        reference.save(folder / f"{name}-start.keras")
+        rng = np.random.default_rng(3)
+        x = rng.random((batch * PARALLEL_STEPS, *reference.data_shape)).astype("float32")
+        noise = rng.normal(size=(batch * PARALLEL_STEPS, reference.latent_dim)).astype("float32")
+        results = {}
+        for devices in (1, 2):
+            names = distribute.local_devices(devices)
+            scope = distribute.data_parallel(names) if devices > 1 else None
+            if scope is not None:
+                scope.__enter__()
+            try:
+                model = kvae.load(folder / f"{name}-start.keras", compile=False)
+                model.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False)
+                steps = []
+                for step in range(PARALLEL_STEPS):
+                    rows = slice(step * batch, (step + 1) * batch)
+                    logs = model.fit(
+                        {"x": x[rows], "noise": noise[rows]},
+                        batch_size=batch,
+                        epochs=1,
+                        shuffle=False,
+                        verbose=0,
+                    ).history
+                    steps.append([logs[key][0] for key in ("loss", "mse", "gamma", "active")])
+                gamma_state = [float(np.asarray(v)) for v in model.observation.variables]
+                results[devices] = {
+                    "steps": steps,
+                    "gamma_state": gamma_state,
+                    "replicas": len(names),
+                }
+                np.savez(folder / f"{name}-{devices}.npz", *[np.asarray(w) for w in model.weights])
+                model.save(folder / f"{name}-{devices}.keras")
+            finally:
+                if scope is not None:
+                    scope.__exit__(None, None, None)
+        report[name] = results
+    return {"report": report}
+
+
 def batch(jobs_path):
     """Run every job of a JSON list [[command, *arguments], ...] in this one
     process (one start-up for many checks); return their results in order."""
@@ -125,10 +181,15 @@ COMMANDS = {
     "replay": replay,
     "resume": resume,
     "batch": batch,
+    "parallel": parallel,
 }
 
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
+    if command == "parallel":  # two CPU devices, before the backend starts
+        from kvae import distribute
+
+        distribute.simulate_cpu_devices(2)
     result = COMMANDS[command](*arguments)
     import keras
 

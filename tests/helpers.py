@@ -32,6 +32,22 @@ def random_images(n, side=8, channels=1, seed=0):
     return np.random.default_rng(seed).random((n, side, side, channels)).astype("float32")
 
 
+PARALLEL_STEPS = 3
+"""Steps of the one-device / two-device comparisons."""
+
+PARALLEL_CASES = {
+    "resnet-computed": (lambda: tiny_resnet("computed", side=8), 8),
+    "infogan-learned": (lambda: _infogan("learned"), 8),
+}
+"""(build, global batch) of the data-parallel equivalence tests."""
+
+
+def _infogan(gamma):
+    import kvae
+
+    return kvae.VAE((8, 8, 1), 4, net="infogan", net_config={"fc_dim": 16}, gamma=gamma)
+
+
 def model_outputs(model, inputs):
     """encode / decode / reconstruct on inputs["x"], inputs["z"] as NumPy;
     called in the same order in and out of process, since the InfoGAN's

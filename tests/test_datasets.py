@@ -95,8 +95,17 @@ def test_training_batches_shuffle_drop_the_remainder_and_scale_to_unit_range():
         assert len(set(epoch.tolist())) == 8
         assert set(np.round(epoch * 255).astype(int).tolist()) <= set(range(0, 200, 20))
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every pass
-    validation = np.concatenate([b.numpy() for b in dataset.validation_batches(2)])
-    np.testing.assert_allclose(validation.ravel(), images[:3].ravel() / 255.0)
+    # Validation: every example once, in order, in full batches {"x", "weight"};
+    # the last one padded with zero-weight rows (they split over any device count).
+    parts = [
+        {key: value.numpy() for key, value in b.items()} for b in dataset.validation_batches(2)
+    ]
+    assert [part["x"].shape for part in parts] == [(2, 1, 1, 1), (2, 1, 1, 1)]
+    weights = np.concatenate([part["weight"] for part in parts])
+    np.testing.assert_array_equal(weights, [1, 1, 1, 0])
+    validation = np.concatenate([part["x"] for part in parts])
+    np.testing.assert_allclose(validation[:3].ravel(), images[:3].ravel() / 255.0)
+    assert validation[3].max() == 0
     with pytest.raises(data.DataError, match="fewer than one batch"):
         dataset.steps_per_epoch(11)
 
@@ -191,5 +200,5 @@ def test_latent_batches_draw_fresh_noise_around_the_means():
     latents = data.LatentDataset("z", zeros, zeros, zeros[:10], zeros[:10])  # sigma = 1
     first, second = [b.numpy() for b in latents.train_batches(500, seed=0).take(2)]
     assert 0.9 < first.std() < 1.1 and not np.allclose(first, second)
-    validation = np.concatenate([b.numpy() for b in latents.validation_batches(5)])
+    validation = np.concatenate([b["x"].numpy() for b in latents.validation_batches(5)])
     assert validation.shape == (10, 2) and np.abs(validation).max() > 0

@@ -232,7 +232,7 @@ RUN_OPTIONS = [
     "--epochs2",
     "2",
     "--steps-per-epoch",
-    "150",
+    "100",
     "--xla",
     "on",
     "--seed",

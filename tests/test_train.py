@@ -544,8 +544,8 @@ def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
     saved = json.loads((old / "config.json").read_text())
     assert train.main(["--resume", "--out", str(run_dir), "--epochs", "2", "--epochs2", "2"]) == 0
     config = json.loads((run_dir / "config.json").read_text())
-    assert list(config) == list(saved)  # the same keys, in the same order
-    assert {**saved, "epochs": 2, "epochs2": 2} == config
+    assert list(config) == list(saved) + list(NEW_KEYS)  # old keys kept, in order
+    assert {**saved, "epochs": 2, "epochs2": 2, "distribute": "none", "devices": None} == config
     rows = read_rows(run_dir)
     # in training order: the old run's two epochs, then the two resumed ones
     assert [(row["stage"], row["epoch"]) for row in rows] == [
@@ -595,6 +595,9 @@ CONFIG_JSON_KEYS = (
 )
 """config.json's keys before kvae.config existed, written out again here."""
 
+NEW_KEYS = ("distribute", "devices")
+"""Keys added since (issue 14); an old config.json gets their defaults."""
+
 
 def test_one_configuration_source_for_config_json_the_parser_and_the_recipes():
     import dataclasses
@@ -602,7 +605,9 @@ def test_one_configuration_source_for_config_json_the_parser_and_the_recipes():
     from kvae import config as run_config
     from kvae import networks
 
-    assert run_config.FIELDS == CONFIG_JSON_KEYS  # old runs' config.json keys, in order
+    # old runs' config.json keys first, in order; options added since at the end
+    assert run_config.FIELDS[: len(CONFIG_JSON_KEYS)] == CONFIG_JSON_KEYS
+    assert run_config.FIELDS[len(CONFIG_JSON_KEYS) :] == NEW_KEYS
     flags = {action.dest: action for action in train.build_parser()._actions}
     for field in dataclasses.fields(run_config.RunConfig):
         if field.metadata["cli"]:

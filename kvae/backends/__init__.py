@@ -23,8 +23,12 @@ def get():
     return importlib.import_module(f"kvae.backends.{name}")
 
 
-def unpack_x(data):
-    """The data of a step: x alone, or the first element of (x, ...)."""
+def unpack(data):
+    """(x, noise, weights) of a step's data: x alone, the first element of
+    (x, ...), or a dict {"x", "noise" (optional fixed eps, (B, latent_dim)),
+    "weight" (optional (B,) example weights, 0 for padding)}."""
     if isinstance(data, (tuple, list)):
-        return data[0]
-    return data
+        data = data[0]
+    if isinstance(data, dict):
+        return data["x"], data.get("noise"), data.get("weight")
+    return data, None, None

@@ -11,7 +11,7 @@ generator, the computed gamma, the metric trackers).
 import jax
 from keras import StatelessScope
 
-from kvae.backends import unpack_x
+from kvae.backends import unpack
 
 
 def _run_stateless(variables, values, function):
@@ -22,7 +22,9 @@ def _run_stateless(variables, values, function):
     return result, [scope.get_current_value(v) for v in variables]
 
 
-def _terms_and_gradients(model, trainable, non_trainable, optimizer_values, x, noise=None):
+def _terms_and_gradients(
+    model, trainable, non_trainable, optimizer_values, x, noise=None, weights=None
+):
     """(terms, non_trainable after the forward pass), gradients of the
     loss, scaled by the LossScaleOptimizer when there is one."""
 
@@ -31,7 +33,7 @@ def _terms_and_gradients(model, trainable, non_trainable, optimizer_values, x, n
         terms, new_values = _run_stateless(
             variables,
             list(trainable) + list(non_trainable),
-            lambda: model.compute_terms(x, training=True, noise=noise),
+            lambda: model.compute_terms(x, training=True, noise=noise, weights=weights),
         )
         loss = terms["loss"]
         if optimizer_values is not None:
@@ -56,14 +58,17 @@ def _logs(model, metrics_values, terms):
 
 def train_step(model, state, data):
     trainable, non_trainable, optimizer_values, metrics_values = state
-    x = unpack_x(data)
+    x, noise, weights = unpack(data)
     (terms, non_trainable), gradients = _terms_and_gradients(
-        model, trainable, non_trainable, optimizer_values, x
+        model, trainable, non_trainable, optimizer_values, x, noise, weights
     )
     trainable, optimizer_values = model.optimizer.stateless_apply(
         optimizer_values, gradients, trainable
     )
-    # Asperti & Trentin: gamma moves after the step, from this step's MSE.
+    # A jitted step sees the global batch: global_terms only adds the
+    # active count. Asperti & Trentin: gamma moves after the step, from
+    # this step's MSE.
+    terms = model.global_terms(terms)
     _, non_trainable = _run_stateless(
         model.non_trainable_variables,
         non_trainable,
@@ -76,11 +81,13 @@ def train_step(model, state, data):
 def test_step(model, state, data):
     trainable, non_trainable, metrics_values = state
     variables = model.trainable_variables + model.non_trainable_variables
+    x, noise, weights = unpack(data)
     terms, values = _run_stateless(
         variables,
         list(trainable) + list(non_trainable),
-        lambda: model.compute_terms(unpack_x(data), training=False),
+        lambda: model.compute_terms(x, training=False, noise=noise, weights=weights),
     )
+    terms = model.global_terms(terms)
     non_trainable = values[len(model.trainable_variables) :]
     logs, metrics_values = _logs(model, metrics_values, terms)
     return logs, (trainable, non_trainable, metrics_values)

@@ -1,14 +1,17 @@
 """TensorFlow train and test steps (GradientTape), as Keras's own TF trainer
-orders them."""
+orders them. Under a tf.distribute strategy the step runs once per replica:
+the loss is the replica's share of the global mean (so the optimizer's sum
+over replicas is the global gradient), and gamma and the metrics use the
+terms summed over the replicas (`VAE.global_terms`)."""
 
 import tensorflow as tf
 
-from kvae.backends import unpack_x
+from kvae.backends import unpack
 
 
-def _gradients(model, x, noise=None, scale_loss=True):
+def _gradients(model, x, noise=None, weights=None, scale_loss=True):
     with tf.GradientTape() as tape:
-        terms = model.compute_terms(x, training=True, noise=noise)
+        terms = model.compute_terms(x, training=True, noise=noise, weights=weights)
         loss = terms["loss"]
         if scale_loss:
             # A LossScaleOptimizer multiplies by its dynamic scale; a plain
@@ -19,17 +22,23 @@ def _gradients(model, x, noise=None, scale_loss=True):
 
 
 def train_step(model, data):
-    x = unpack_x(data)
-    terms, gradients = _gradients(model, x)
+    x, noise, weights = unpack(data)
+    terms, gradients = _gradients(model, x, noise, weights)
     model.optimizer.apply(gradients, model.trainable_variables)
+    # All-reduce the terms after the optimizer step (whose gradient
+    # reduction follows every batch-norm collective): replicas must issue
+    # their collectives in the same order.
+    with tf.control_dependencies([tf.identity(model.optimizer.iterations)]):
+        terms = model.global_terms(terms)
     # Asperti & Trentin: gamma moves after the step, from this step's MSE.
     model.observation.update_gamma(terms["mse"])
     return model.update_trackers(terms)
 
 
 def test_step(model, data):
-    terms = model.compute_terms(unpack_x(data), training=False)
-    return model.update_trackers(terms)
+    x, noise, weights = unpack(data)
+    terms = model.compute_terms(x, training=False, noise=noise, weights=weights)
+    return model.update_trackers(model.global_terms(terms))
 
 
 def loss_and_gradients(model, x, noise=None):

@@ -80,11 +80,26 @@ class Dataset:
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def validation_batches(self, batch_size):
-        """The validation set in order, every example once."""
+        """The validation set in order, every example once, as batches
+        {"x", "weight"} of exactly `batch_size` rows: the last one padded
+        with zero-weight copies of zeros. Every batch then splits evenly
+        over the devices of data parallelism (and draws the same noise on
+        any device count), while the weighted means count each real example
+        once (`VAE.compute_terms`)."""
         import tensorflow as tf
 
+        def padded(batch):
+            batch = _as_float(batch)
+            count = tf.shape(batch)[0]
+            padding = [[0, batch_size - count]] + [[0, 0]] * (len(self.shape))
+            weight = tf.concat([tf.ones([count]), tf.zeros([batch_size - count])], axis=0)
+            batch = tf.pad(batch, padding)
+            batch.set_shape((batch_size, *self.shape))
+            weight.set_shape((batch_size,))
+            return {"x": batch, "weight": weight}
+
         dataset = tf.data.Dataset.from_tensor_slices(self.validation).batch(batch_size)
-        return dataset.map(_as_float).prefetch(tf.data.AUTOTUNE)
+        return dataset.map(padded).prefetch(tf.data.AUTOTUNE)
 
     def examples(self, count, split="validation"):
         """The first `count` examples of a split as float32 NumPy."""

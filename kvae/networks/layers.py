@@ -5,6 +5,8 @@ import math
 import keras
 from keras import layers, ops
 
+from kvae import distribute
+
 BN_EPSILON = 1e-5
 """Batch-norm epsilon of the originals (Keras default: 1e-3)."""
 
@@ -44,7 +46,13 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
     originals' (see `debiased_moving_average`). With momentum 0.999, Keras's
     plain moving averages still weigh their initial 0 and 1 by 0.999^t (74 %
     after 300 steps), which makes inference after a short run poor.
-    Renormalization and masks are not supported."""
+    Renormalization and masks are not supported.
+
+    In training under a tf.distribute strategy of several replicas, the
+    batch statistics are synchronised (all-reduced) over the replicas, so N
+    devices normalise with the global batch's moments as one device does; on
+    JAX a step already sees the global batch. Nothing of this is saved: a
+    checkpoint moves between device counts and backends."""
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -61,7 +69,10 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
             return super().call(inputs, training=False)
         # float32 at least: batch norm upcasts 16-bit inputs, as Keras's does.
         inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
-        mean, variance = self._moments(inputs, None)
+        if distribute.replicas_in_sync() > 1:
+            mean, variance = self._global_moments(inputs)
+        else:
+            mean, variance = self._moments(inputs, None)
         count = ops.cast(self.update_count, inputs.dtype)
         for moving, batch_value in ((self.moving_mean, mean), (self.moving_variance, variance)):
             moving.assign(
@@ -80,6 +91,21 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
             epsilon=self.epsilon,
         )
         return ops.cast(outputs, self.compute_dtype)
+
+    def _global_moments(self, inputs):
+        """Mean and variance over the global batch of a multi-replica step,
+        in two passes as on one device (the one-pass E[x^2] - E[x]^2
+        cancels badly when a channel's mean is large against its spread):
+        the replicas' sums and counts all-reduced together, then their sums
+        of squared deviations from the global mean."""
+        axes = self._reduction_axes
+        local_count = ops.cast(ops.size(inputs) // ops.shape(inputs)[-1], inputs.dtype)
+        sums = distribute.global_sum(
+            ops.concatenate([ops.sum(inputs, axis=axes), ops.reshape(local_count, (1,))])
+        )
+        mean = sums[:-1] / sums[-1]
+        squared = distribute.global_sum(ops.sum(ops.square(inputs - mean), axis=axes))
+        return mean, squared / sums[-1]
 
 
 def batch_norm(name, dtype, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):

@@ -1,0 +1,204 @@
+"""Data-parallel training on Keras's own engines: `keras.distribution` on
+JAX, `tf.distribute` on TensorFlow.
+
+    with distribute.data_parallel(devices=None):   # all local accelerators
+        model = kvae.VAE(...)                       # built under the distribution
+        model.compile(); model.fit(...)
+
+The global batch is split over the devices. What makes N devices compute
+what one device computes (kvae/models.py and kvae/backends use these):
+
+- every mean of the loss is a replica's *share* of the global mean,
+  sum_i w_i l_i / sum over all replicas of sum_i w_i, so the optimizer's sum
+  of the replicas' gradients is the gradient of the global mean
+  (`global_sum` gives the denominator);
+- the logged terms, the batch MSE of the computed gamma and the latent
+  variances are summed over replicas (`global_sum`) before they are used,
+  so every replica updates gamma with the global batch's MSE;
+- the eps of z = mu + sigma * eps is drawn for the global batch from the
+  shared seed state and each replica takes its rows (`replica_rows`);
+- batch norm computes its statistics over the global batch
+  (`DebiasedBatchNormalization` all-reduces its moments under a strategy).
+
+On JAX a step is one jitted program over global arrays, so these helpers are
+identities there; on TensorFlow they act inside a replica context with more
+than one replica.
+"""
+
+import contextlib
+
+import keras
+
+MODES = ("none", "data")
+
+
+class DistributeError(ValueError):
+    """A distribution that cannot run here (too few devices, a batch that
+    does not split)."""
+
+
+def _tf_replica_context():
+    """The TF replica context of a multi-replica step, or None."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context
+
+
+def replicas_in_sync():
+    """How many replicas share the current step (1 outside a strategy and on
+    JAX, where a step sees the global batch)."""
+    context = _tf_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+def strategy_replicas():
+    """Replicas of the TensorFlow strategy in scope (1 without one, and on
+    JAX), for decisions taken outside a step."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def global_sum(value):
+    """`value` summed over the replicas of the step (an all-reduce on
+    TensorFlow under a strategy; itself otherwise). Works on nests."""
+    context = _tf_replica_context()
+    if context is None:
+        return value
+    return context.all_reduce("SUM", value)
+
+
+def replica_rows(global_value, local_count):
+    """This replica's rows of a tensor drawn for the global batch (replicas
+    hold equal consecutive slices, as tf.distribute splits a batch)."""
+    context = _tf_replica_context()
+    if context is None:
+        return global_value
+    import tensorflow as tf
+
+    replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+    return global_value[replica * local_count : (replica + 1) * local_count]
+
+
+MULTI_HOST_ENV = "KERAS_DISTRIBUTION_NUM_PROCESSES"
+"""Set (with KERAS_DISTRIBUTION_JOB_ADDRESSES and KERAS_DISTRIBUTION_PROCESS_ID)
+on every host of a multi-host JAX run; see `keras.distribution.initialize`."""
+
+
+def _multi_host_jax():
+    """Start JAX's multi-process runtime once when the environment asks for
+    several processes; returns whether it did."""
+    import os
+
+    if int(os.environ.get(MULTI_HOST_ENV, "1")) <= 1:
+        return False
+    import jax
+
+    if jax.process_count() == 1:
+        keras.distribution.initialize()
+    return True
+
+
+def local_devices(count=None):
+    """The devices data parallelism would use: the accelerators (GPUs,
+    TPUs), else the CPU devices, the first `count` of them when given. On a
+    multi-host JAX run (`MULTI_HOST_ENV`), every host's devices."""
+    import os
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        listing = jax.devices if _multi_host_jax() else jax.local_devices
+        devices = [device for device in listing() if device.platform != "cpu"]
+        devices = devices or listing(backend="cpu")
+        names = [f"{device.platform}:{device.id}" for device in devices]
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        if os.environ.get("TF_CONFIG"):
+            raise DistributeError(
+                "TF_CONFIG is set, but kvae does not train multi-worker on TensorFlow: "
+                "MultiWorkerMirroredStrategy issues in-step all-reduces as collectives, "
+                "which kvae's synchronised batch norm and loss terms would have to order "
+                "by hand; use the JAX backend for several hosts."
+            )
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        names = [device.name for device in devices]
+    else:
+        raise DistributeError(f"kvae distributes on JAX and TensorFlow, not {backend}.")
+    if count is not None:
+        if count > len(names):
+            raise DistributeError(
+                f"--devices {count}: only {len(names)} device(s) here ({', '.join(names)})."
+            )
+        names = names[:count]
+    return names
+
+
+def check_batch(batch_size, devices):
+    """The global batch must split evenly over the devices."""
+    if batch_size % devices:
+        raise DistributeError(
+            f"--batch-size {batch_size} does not divide over {devices} "
+            "devices; give a multiple of the device count."
+        )
+
+
+@contextlib.contextmanager
+def data_parallel(devices=None):
+    """A context in which models are built and trained data-parallel over
+    `devices` (names from `local_devices`, default all). Yields the number
+    of replicas. On JAX it sets `keras.distribution.DataParallel` (and
+    clears it on exit); on TensorFlow it enters a `MirroredStrategy` scope."""
+    names = local_devices() if devices is None else list(devices)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        by_name = {f"{device.platform}:{device.id}": device for device in jax.devices()}
+        distribution = keras.distribution.DataParallel(devices=[by_name[n] for n in names])
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(distribution)
+        try:
+            yield len(names)
+        finally:
+            keras.distribution.set_distribution(previous)
+    else:
+        import tensorflow as tf
+
+        # ReductionToOneDevice: the in-step all-reduces (batch norm's
+        # moments, the loss terms) go through merge_call, which keeps every
+        # replica in step; collective all-reduces need the replicas to issue
+        # them in one order, which independent reductions do not guarantee.
+        strategy = tf.distribute.MirroredStrategy(
+            devices=names, cross_device_ops=tf.distribute.ReductionToOneDevice()
+        )
+        with strategy.scope():
+            yield strategy.num_replicas_in_sync
+
+
+def simulate_cpu_devices(count):
+    """Split the host CPU into `count` devices (before the backend starts):
+    JAX through XLA_FLAGS, TensorFlow through logical devices. For tests and
+    trying multi-device runs on one machine."""
+    import os
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        )
