@@ -21,7 +21,9 @@ from helpers import run_worker, run_worker_batch, tiny_resnet
 CASES = {
     "resnet-learned": lambda: tiny_resnet("learned", side=16, channels=3),
     "resnet-pixel": lambda: tiny_resnet("pixel"),
-    "infogan-computed": lambda: kvae.VAE((28, 28, 1), 4, net="infogan", gamma="computed"),
+    "infogan-computed": lambda: kvae.VAE(
+        (28, 28, 1), 4, net="infogan", net_config={"fc_dim": 128}, gamma="computed"
+    ),
     "stage2-learned": lambda: kvae.VAE(
         (6,), 6, net="stage2", net_config={"second_dim": 32}, gamma="learned"
     ),
