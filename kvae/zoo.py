@@ -137,8 +137,10 @@ def _write_manifest(zoo_dir, data):
     """Write the manifest (names sorted), each trained model's preset
     config.json and the README, all rendered from the manifest."""
     from kvae import cli, two_stage
+    from kvae import recipes as training_recipes
 
-    data["models"] = dict(sorted(data["models"].items()))
+    # the recipes' cards come from kvae/recipes.py, their one source
+    data["models"] = dict(sorted({**data["models"], **training_recipes.zoo_cards()}.items()))
     cli.write_json(zoo_dir / MANIFEST, data)
     for name, entry in data["models"].items():
         if entry.get("trained") and (zoo_dir / name).is_dir():

@@ -333,3 +333,19 @@ def test_kvae_evaluate_takes_a_preset_folder_as_the_cards_command_does(tmp_path)
     assert measured["model"]["stage1"] == str(ZOO / "manifold2d_ls" / "stage1.keras")
     assert measured["mse_from_mu"] == pytest.approx(check["mse_from_mu"], rel=1e-6)
     assert measured["mse"] == pytest.approx(check["mse"], rel=1e-6)
+
+
+def test_the_manifests_recipes_are_written_from_kvae_recipes():
+    """kvae/recipes.py is the one source of a recipe's card (its command,
+    epochs, batch, the paper's numbers): the manifest holds what it gives."""
+    from kvae import recipes as training_recipes
+
+    cards = training_recipes.zoo_cards()
+    assert sorted(cards) == sorted(RECIPES)
+    for name, card in cards.items():
+        assert zoo.card(name) == card
+        config = training_recipes.resolve(card["dataset"], name.rsplit("_", 1)[1])
+        assert (card["epochs"]["stage1"], card["batch_size"]) == (
+            config["epochs"],
+            config["batch_size"],
+        )
