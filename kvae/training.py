@@ -28,7 +28,15 @@ from kvae.runs import RunFolder, default_out, epochs_done
 LATENT_SUMMARY_EXAMPLES = 5000
 
 STAGE2_OPTIONS = ("gamma2", "second_dim", "second_depth", "lr2", "lr_epochs2", "lr_fac2")
-CONTINUE_OPTIONS = ("data_dir", "stage", "epochs", "epochs2", "distribute", "devices")
+CONTINUE_OPTIONS = (
+    "data_dir",
+    "stage",
+    "epochs",
+    "epochs2",
+    "distribute",
+    "devices",
+    "steps_per_execution",
+)
 """Options a continued run (resume, or stage 2 on a finished stage 1) may
 change: where the data is, which stages to train, how many epochs, and on
 how many devices (a checkpoint moves between device counts)."""
@@ -167,6 +175,14 @@ def _epoch_callback_class():
     return EpochEnd
 
 
+def steps_per_call(requested, steps_per_epoch):
+    """The steps per call of the compiled step: the largest divisor of the
+    epoch's steps that is at most `requested`. Keras (3.15) runs a whole
+    call of steps even when fewer are left in the epoch, which would train
+    extra steps and make the results depend on the setting."""
+    return max(d for d in range(1, min(requested, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
+
+
 def train_stage(run, state, stage, model, dataset, config, pictures):
     """Fit one stage from its last committed epoch to its planned epochs."""
     import keras
@@ -206,6 +222,17 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
             ),
         )
     print(f"stage {stage}: epochs {done + 1}-{total}, {steps} steps of {batch_size}", flush=True)
+    # Steps per call of the compiled step: the run's setting, also for a
+    # checkpoint compiled with another (absent from runs older than it).
+    requested = config.get("steps_per_execution", 1)
+    model.steps_per_execution = steps_per_call(requested, steps)
+    model.train_function = None
+    if model.steps_per_execution != requested:
+        print(
+            f"--steps-per-execution {requested} does not divide the {steps} steps of an "
+            f"epoch (Keras would run extra steps): {model.steps_per_execution} per call",
+            flush=True,
+        )
     model.fit(
         dataset.train_batches(batch_size, seed=seeds.shuffle_seed(config["seed"], done)),
         steps_per_epoch=steps,

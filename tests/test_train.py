@@ -545,7 +545,14 @@ def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
     assert train.main(["--resume", "--out", str(run_dir), "--epochs", "2", "--epochs2", "2"]) == 0
     config = json.loads((run_dir / "config.json").read_text())
     assert list(config) == list(saved) + list(NEW_KEYS)  # old keys kept, in order
-    assert {**saved, "epochs": 2, "epochs2": 2, "distribute": "none", "devices": None} == config
+    assert {
+        **saved,
+        "epochs": 2,
+        "epochs2": 2,
+        "distribute": "none",
+        "devices": None,
+        "steps_per_execution": 1,
+    } == config
     rows = read_rows(run_dir)
     # in training order: the old run's two epochs, then the two resumed ones
     assert [(row["stage"], row["epoch"]) for row in rows] == [
@@ -595,7 +602,7 @@ CONFIG_JSON_KEYS = (
 )
 """config.json's keys before kvae.config existed, written out again here."""
 
-NEW_KEYS = ("distribute", "devices")
+NEW_KEYS = ("distribute", "devices", "steps_per_execution")
 """Keys added since (issue 14); an old config.json gets their defaults."""
 
 
@@ -624,3 +631,43 @@ def test_one_configuration_source_for_config_json_the_parser_and_the_recipes():
         if key not in ("dataset", "gamma", "gamma2", "net_config", "source"):
             assert value == defaults[key], key
     assert resolved["net_config"] == networks.defaults("infogan")
+
+
+def test_results_do_not_depend_on_steps_per_execution(tmp_path):
+    """Four steps per call of the compiled step (and a remainder: 10 steps per
+    epoch) train what one step per call trains: the same metrics rows,
+    gamma included (it moves every step inside the multi-step loop)."""
+    common = [
+        "manifold2d",
+        "--gamma",
+        "computed",
+        "--epochs",
+        "2",
+        "--epochs2",
+        "1",
+        "--steps-per-epoch",
+        "10",
+        "--seed",
+        "5",
+    ]
+    assert train.main([*common, "--out", str(tmp_path / "one")]) == 0
+    assert train.main([*common, "--steps-per-execution", "4", "--out", str(tmp_path / "four")]) == 0
+    one, four = read_rows(tmp_path / "one"), read_rows(tmp_path / "four")
+    assert len(one) == len(four) == 3
+    for expected, got in zip(one, four):
+        for column in ("loss", "mse", "gamma", "kl", "val_loss", "variance_law", "inactive"):
+            assert float(got[column]) == pytest.approx(float(expected[column]), rel=1e-5), column
+    assert json.loads((tmp_path / "four" / "config.json").read_text())["steps_per_execution"] == 4
+    model = kvae.load(tmp_path / "four" / "stage1.keras")
+    assert int(model.optimizer.iterations) == 20  # the planned steps, no more
+    # 4 does not divide 10: 2 per call (Keras would otherwise run 12 steps an epoch)
+    assert [training.steps_per_call(n, 10) for n in (1, 2, 3, 4, 5, 10, 64)] == [
+        1,
+        2,
+        2,
+        2,
+        5,
+        10,
+        10,
+    ]
+    assert training.steps_per_call(16, 1627) == 1  # a prime epoch (CelebA's 162,770 / 100)
