@@ -227,6 +227,15 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
     requested = config.get("steps_per_execution", 1)
     model.steps_per_execution = steps_per_call(requested, steps)
     model.train_function = None
+    if distribute.strategy_replicas() > 1 and model.jit_compile is True:
+        # XLA-compiled steps fail under tf.distribute on several devices
+        # ("Trying to access resource ... located in device CPU:1"); Keras's
+        # auto already leaves XLA off there.
+        print(
+            "--xla on: XLA is off under tf.distribute; the run folder keeps --xla on",
+            flush=True,
+        )
+        model.jit_compile = False
     if model.steps_per_execution != requested:
         print(
             f"--steps-per-execution {requested} does not divide the {steps} steps of an "
@@ -313,14 +322,11 @@ def stage2_pictures(stage1, dataset, seed):
 
 
 def load_checkpoint(path):
-    """A run's checkpoint with its optimizer, compiled as it was, except
-    that XLA is off under a TensorFlow strategy (`compiled`)."""
+    """A run's checkpoint with its optimizer, compiled as it was (but see
+    `train_stage`: steps per call and XLA follow the run)."""
     from kvae import saving
 
-    model = saving.load(path, compile=True)
-    if distribute.strategy_replicas() > 1 and model.jit_compile:
-        model.jit_compile = False
-    return model
+    return saving.load(path, compile=True)
 
 
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
@@ -332,15 +338,6 @@ def compiled(model, lr, xla="auto"):
     from kvae.models import adam
 
     jit_compile = JIT_COMPILE[xla]
-    if distribute.strategy_replicas() > 1 and jit_compile is True:
-        # XLA-compiled steps fail under tf.distribute on several devices
-        # ("Trying to access resource ... located in device CPU:1").
-        print(
-            "--xla on: XLA is off under tf.distribute (Keras's auto does the same); "
-            "the run folder keeps --xla on for other runs",
-            flush=True,
-        )
-        jit_compile = False
     model.compile(optimizer=adam(lr), jit_compile=jit_compile)
     return model
 

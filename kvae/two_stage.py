@@ -168,7 +168,9 @@ class TwoStageVAE:
         )
 
     def _decode(self, stage, latents):
-        return generation.decode_numpy(self.model(stage), latents)
+        """`decode_distribution` in the argument order of the protocol's
+        decode requests (stage, latents)."""
+        return self.decode_distribution(latents, stage)
 
     def generate(self, n, mode="mean", seed=None, temperature=1.0, alpha=0.0, stage=None):
         """n examples from the prior: stage 2 (the default when present)
@@ -223,17 +225,6 @@ class TwoStageVAE:
 
     # -- the preset folder ----------------------------------------------------------------
 
-    def get_config(self):
-        """What config.json holds besides the files."""
-        return {
-            "format": PRESET_FORMAT,
-            "version": PRESET_VERSION,
-            "name": self.name,
-            "latent_noise": self.latent_noise,
-            "latent_scale": self.latent_scale,
-            "card": self.card,
-        }
-
     def save(self, folder):
         """Write the preset: stage1.keras (and stage2.keras), then
         config.json with each file's sha256 and size, written last and
@@ -248,7 +239,8 @@ class TwoStageVAE:
             path = folder / f"stage{stage}.keras"
             self.model(stage).save(path)
             files[f"stage{stage}"] = file_record(path, path.name)
-        cli.write_json(folder / PRESET_CONFIG, {**self.get_config(), "files": files})
+        config = preset_config(self.name, self.latent_noise, self.latent_scale, self.card, files)
+        cli.write_json(folder / PRESET_CONFIG, config)
         return folder
 
     @classmethod
@@ -292,6 +284,21 @@ class TwoStageVAE:
             config.get("name"),
             config.get("card"),
         )
+
+
+def preset_config(name, latent_noise, latent_scale, card, files):
+    """A preset's config.json: the format, the generation options, the card
+    and {stage: `file_record`} with paths relative to the folder. Written by
+    `TwoStageVAE.save` and, from a zoo card, by `kvae.zoo`."""
+    return {
+        "format": PRESET_FORMAT,
+        "version": PRESET_VERSION,
+        "name": name,
+        "latent_noise": latent_noise,
+        "latent_scale": latent_scale,
+        "card": card,
+        "files": files,
+    }
 
 
 def file_record(path, relative):

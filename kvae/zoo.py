@@ -116,18 +116,16 @@ def preset_config(entry):
     then loads as a `kvae.TwoStageVAE` on its own."""
     from kvae import two_stage
 
-    return {
-        "format": two_stage.PRESET_FORMAT,
-        "version": two_stage.PRESET_VERSION,
-        "name": entry["name"],
-        "latent_noise": entry["generation"]["latent_noise"],
-        "latent_scale": entry["generation"].get("latent_scale"),
-        "card": entry,
-        "files": {
+    return two_stage.preset_config(
+        entry["name"],
+        entry["generation"]["latent_noise"],
+        entry["generation"].get("latent_scale"),
+        entry,
+        {
             stage: {**spec, "path": Path(spec["path"]).name}
             for stage, spec in entry["files"].items()
         },
-    }
+    )
 
 
 # -- export (python -m kvae.zoo export) -------------------------------------------
@@ -340,7 +338,7 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
     samples.png; and writes the manifest entry (with `notes`, what a user
     should know about the model, when given). Returns the entry.
     """
-    from kvae import cli, saving
+    from kvae import cli, saving, two_stage
     from kvae.two_stage import TwoStageVAE
 
     run_dir, zoo_dir = Path(run_dir), Path(zoo_dir or default_dir())
@@ -354,7 +352,7 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
     model = TwoStageVAE(*stages, name=name)  # without the optimizer: compile=False
     target = zoo_dir / name
     model.save(target)
-    files = {f"stage{stage}": target / f"stage{stage}.keras" for stage in model.stages}
+    saved_files = json.loads((target / two_stage.PRESET_CONFIG).read_text())["files"]
     evaluated = _evaluate_into(model, target, config["dataset"], config, run_dir / "zoo-eval", fid)
     entry = {
         "trained": True,
@@ -362,22 +360,18 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
         "dataset": config["dataset"],
         "description": description,
         "command": command,
-        "stages": len(files),
+        "stages": len(model.stages),
         "epochs": {
             "stage1": state["stage1"]["epochs_done"],
-            "stage2": state["stage2"]["epochs_done"] if "stage2" in files else 0,
+            "stage2": state["stage2"]["epochs_done"] if model.stage2 is not None else 0,
         },
         "steps_per_epoch": config["steps_per_epoch"],
         "batch_size": config["batch_size"],
         "config": config,
         "generation": {"latent_noise": model.latent_noise},
+        # the records save() wrote (sha256 computed once), paths from the zoo
         "files": {
-            stage: {
-                "path": f"{name}/{path.name}",
-                "sha256": cli.file_digest(path),
-                "size": path.stat().st_size,
-            }
-            for stage, path in files.items()
+            stage: {**spec, "path": f"{name}/{spec['path']}"} for stage, spec in saved_files.items()
         },
         "samples": f"{name}/samples.png",
         "reconstructions": f"{name}/reconstructions.png",
