@@ -3,7 +3,7 @@
 
 Examples:
   python -m kvae.evaluate runs/fashion_mnist-computed --out eval/fmnist
-  python -m kvae.evaluate runs/celeba-computed --out eval/celeba --inception-weights inception.h5
+  python -m kvae.evaluate runs/celeba-computed --out eval/celeba --fid on
   python -m kvae.evaluate model.keras --dataset fashion_mnist --stage2 stage2.keras --out eval/m
 
 RUN_DIR_OR_CHECKPOINT is a run folder of `kvae.train` (its config.json names
@@ -17,8 +17,12 @@ samples_mean.png, samples_ancestral.png (decoder means above draws from
 p(x|z)), samples_stage2.png and latent_variance.png (mean sigma^2 per latent,
 inactive ones in red). metrics.json is written last.
 
-FID needs the ImageNet Inception-v3 weights (Keras cache, or
---inception-weights); without them metrics.json says why there is no FID.
+FID is the papers' metric: TensorFlow's Inception graph of 2015-12-05, fed as
+Dai & Wipf (--fid-protocol dai2019) or Asperti & Trentin (asperti2020) did;
+the default is the protocol of the model's recipe. It needs the archive
+(`python -m kvae.features download-inception`, or --inception PATH); without
+it metrics.json says why there is no FID. The real images' statistics are
+cached in the Keras cache (--fid-cache off to recompute).
 28x28x1 models also get FD-fmnist, on the features of a classifier shipped
 with kvae. Exit codes: 0 done, 2 bad input.
 """
@@ -79,12 +83,23 @@ def build_parser():
         "--fid",
         choices=("auto", "on", "off"),
         default="auto",
-        help="auto: FID when the Inception weights are found; on: fail without them; off: skip",
+        help="auto: FID when the Inception archive is found; on: fail without it; off: skip",
     )
     parser.add_argument(
-        "--inception-weights",
+        "--inception",
         type=Path,
-        help="the Inception-v3 notop .h5 (default: the Keras cache)",
+        help="the inception-2015-12-05.tgz archive (default: the Keras cache)",
+    )
+    parser.add_argument(
+        "--fid-protocol",
+        choices=("dai2019", "asperti2020"),
+        help="how images are fed to the FID network (default: the model's recipe's paper)",
+    )
+    parser.add_argument(
+        "--fid-cache",
+        choices=("on", "off"),
+        default="on",
+        help="keep the real images' FID statistics in the Keras cache (default on)",
     )
     parser.add_argument(
         "--latent-noise",
@@ -227,22 +242,21 @@ def generated_sets(model, count, seed, temperature, batch_size):
     return sets
 
 
-def frechet_distances(extractor, real, fakes, progress, label):
+def frechet_distances(extractor, real, fakes, progress, label, context, cache_dir):
     """{name: distance} of each fake set against the real set on `extractor`'s
-    features."""
-    from kvae import metrics
+    features; the real statistics come from `features.real_statistics`
+    (cached under `context` in `cache_dir`, None for no cache)."""
+    from kvae import features, metrics
 
-    progress(f"{label}: features of {len(real)} real images")
-    real_statistics = metrics.gaussian_statistics(extractor(real))
+    progress(f"{label}: statistics of {len(real)} real images")
+    real_statistics, cached = features.real_statistics(extractor, real, context, cache_dir)
+    if cached:
+        progress(f"{label}: real statistics read from {cache_dir}")
     distances = {}
     for name, images in fakes.items():
         progress(f"{label}: features of {len(images)} {name} images")
-        distances[name] = round(
-            metrics.frechet_distance(
-                *real_statistics, *metrics.gaussian_statistics(extractor(images))
-            ),
-            6,
-        )
+        fake_statistics = metrics.gaussian_statistics(extractor(images, generated=True))
+        distances[name] = round(metrics.frechet_distance(*real_statistics, *fake_statistics), 6)
     return distances
 
 
@@ -256,7 +270,9 @@ def evaluate(
     batch_size=250,
     iwae=1,
     fid="auto",
-    inception_weights=None,
+    inception=None,
+    fid_protocol=None,
+    statistics_cache="auto",
     normalize_latents=False,
     temperature=1.0,
     gain_images=1000,
@@ -274,9 +290,14 @@ def evaluate(
         seed: seeds every random draw (`kvae.seeds`).
         batch_size: examples per batch of every pass.
         iwae: draws of z per example; > 1 adds the importance-weighted bound.
-        fid: "auto" (when the Inception weights are found), "on" (fail
-            without them: UsageError) or "off".
-        inception_weights: a path, or None for the Keras cache.
+        fid: "auto" (when the Inception archive is found), "on" (fail
+            without it: UsageError) or "off".
+        inception: the inception-2015-12-05.tgz path, or None for the Keras
+            cache (`kvae.inception`).
+        fid_protocol: "dai2019" or "asperti2020"; None: the protocol of the
+            recipe in the model's card (`recipes.fid_protocol`), else dai2019.
+        statistics_cache: a folder for the real images' feature statistics,
+            "auto" for the Keras cache's, or None for no cache.
         normalize_latents: estimate and use the latent normalisation scale.
         temperature: the standard deviation of the prior draws.
         gain_images: examples for the per-latent reconstruction gain.
@@ -284,10 +305,13 @@ def evaluate(
     """
     import keras
 
-    from kvae import features, metrics
+    from kvae import features, metrics, recipes
+    from kvae.inception import InceptionGraph, InceptionUnavailable
     from kvae.two_stage import TwoStageVAE
 
     progress = progress or Progress()
+    if statistics_cache == "auto":
+        statistics_cache = features.default_statistics_cache()
     if not isinstance(model, TwoStageVAE):
         model = TwoStageVAE(model)
     stage1, stage2 = model.stage1, model.stage2
@@ -310,11 +334,13 @@ def evaluate(
     keras.utils.set_random_seed(seed)
     real_float = data.as_float(real)
     count = len(real)
-    inception, fid_missing = None, None
+    fid_network, fid_missing = None, None
+    if fid_protocol is None:
+        fid_protocol = recipes.fid_protocol((model.card or {}).get("config") or {})
     if fid != "off" and images:
         try:
-            inception = features.InceptionFeatures(inception_weights)
-        except features.InceptionUnavailable as error:
+            fid_network = InceptionGraph(inception, fid_protocol)
+        except InceptionUnavailable as error:
             if fid == "on":
                 raise UsageError(str(error)) from error
             fid_missing = str(error)
@@ -408,22 +434,30 @@ def evaluate(
     generated = generated_sets(model, count, seed, temperature, batch_size)
     fakes = {"rec": reconstructions, **generated}
 
+    context = {"dataset": dataset, "split": split, "count": count}
     if images and shape == features.FMNIST_SHAPE:
         extractor = features.FashionMnistFeatures()
         result["fd_fmnist"] = {
-            **frechet_distances(extractor, real_float, fakes, progress, "FD-fmnist"),
-            "protocol": extractor.protocol(),
+            **frechet_distances(
+                extractor, real_float, fakes, progress, "FD-fmnist", context, statistics_cache
+            ),
+            "protocol": extractor.protocol(count),
         }
     if not images:
         result["fid"] = {"available": False, "reason": "FID is defined for images only"}
     elif fid == "off":
         result["fid"] = {"available": False, "reason": "--fid off"}
-    elif inception is None:
+    elif fid_network is None:
         result["fid"] = {"available": False, "reason": fid_missing}
     else:
         result["fid"] = {
-            **frechet_distances(inception, real_float, fakes, progress, "FID"),
-            "protocol": inception.protocol(),
+            **frechet_distances(
+                fid_network, real, fakes, progress, "FID", context, statistics_cache
+            ),
+            "protocol": {
+                **fid_network.protocol(count),
+                "real_reference": f"the first {count} examples of {dataset} {split}",
+            },
         }
 
     result["protocol"] = protocol(
@@ -449,6 +483,7 @@ def evaluate(
 def evaluate_command(args, progress=None):
     """What `python -m kvae.evaluate` computes: the models and examples that
     `args` name, evaluated into the metrics.json object."""
+    from kvae import recipes
     from kvae.two_stage import TwoStageVAE
 
     config, stage1_path, stage2_path = resolve_source(args)
@@ -474,7 +509,9 @@ def evaluate_command(args, progress=None):
             batch_size=args.batch_size,
             iwae=args.iwae,
             fid=args.fid,
-            inception_weights=args.inception_weights,
+            inception=args.inception,
+            fid_protocol=args.fid_protocol or recipes.fid_protocol(config),
+            statistics_cache="auto" if args.fid_cache == "on" else None,
             normalize_latents=args.normalize_latents,
             temperature=args.temperature,
             gain_images=args.gain_images,

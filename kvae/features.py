@@ -1,18 +1,24 @@
-"""Feature extractors for Frechet distances.
+"""Feature extractors for Frechet distances, and the cache of the real
+images' statistics.
 
-- Inception-v3 pool features (2048-d) for the FID. The ImageNet weights come
-  from the Keras cache or a path the user gives; kvae never downloads them
-  during an evaluation and never computes an "FID" without them
-  (`InceptionUnavailable` says how to provide them).
+- The papers' FID network, TensorFlow's Inception graph of 2015-12-05, lives
+  in `kvae.inception` (fetched by `python -m kvae.features
+  download-inception`); only it is ever reported as "fid".
 - The 128-d penultimate features of a small classifier trained on
   Fashion-MNIST labels, shipped with kvae (`kvae/assets/fmnist_classifier.keras`),
   for FD-fmnist: a sample-quality figure for 28x28 models that needs no
   download. It is always reported as FD-fmnist, never as FID. Retrain it with
   `python -m kvae.features train-fmnist-classifier` (the command, its
   seed and its test accuracy are in docs/evaluation.md).
+
+Keras's own `keras.applications.InceptionV3` is not offered: its ImageNet
+weights are another network than the 2015 graph, so its Frechet distances
+cannot be compared with any paper's FID (docs/evaluation.md).
 """
 
 import argparse
+import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -21,110 +27,63 @@ import numpy as np
 
 from kvae.cli import file_digest
 
-INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-"""The Keras file of Inception-v3's ImageNet weights without the top."""
-
-INCEPTION_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
-"""Its MD5, as published in keras.applications.inception_v3."""
-
-INCEPTION_SIDE = 299
-
 FMNIST_CLASSIFIER = Path(__file__).with_name("assets") / "fmnist_classifier.keras"
 FMNIST_FEATURES_LAYER = "features"
 FMNIST_SHAPE = (28, 28, 1)
 
 
-class InceptionUnavailable(Exception):
-    """The Inception-v3 weights are not on this machine."""
+# -- the real images' statistics, cached --------------------------------------------------
 
 
-def keras_cache():
-    """Keras's cache folder: $KERAS_HOME, else ~/.keras (as Keras)."""
-    if "KERAS_HOME" in os.environ:
-        return Path(os.environ["KERAS_HOME"])
-    home = Path.home()
-    return (home if os.access(home, os.W_OK) else Path("/tmp")) / ".keras"
+def default_statistics_cache():
+    """Where real-image statistics are kept: the Keras cache's kvae/fid_statistics."""
+    from kvae import inception
+
+    return inception.keras_cache() / "kvae" / "fid_statistics"
 
 
-def inception_weights(path=None):
-    """The path of the Inception-v3 weights: `path` if given, else the file
-    in Keras's cache.
+def statistics_key(extractor, images, **context):
+    """What real-image statistics depend on: the extractor (network digest
+    and protocol), the words in `context` (dataset, split, ...), the images'
+    shape, dtype and the sha256 of their bytes."""
+    images = np.ascontiguousarray(images)
+    return {
+        **extractor.cache_key(),
+        **context,
+        "shape": list(images.shape),
+        "dtype": str(images.dtype),
+        "images_sha256": hashlib.sha256(images.tobytes()).hexdigest(),
+    }
 
-    Raises:
-        InceptionUnavailable: with the commands that provide the file.
+
+def real_statistics(extractor, images, context, cache_dir=None):
+    """Mean and covariance of `extractor`'s features of the real images,
+    read from `cache_dir` when an earlier evaluation stored them under the
+    same `statistics_key`, else computed and stored there (None: no cache).
+
+    Returns:
+        ((mean, covariance), whether they came from the cache).
     """
-    cached = keras_cache() / "models" / INCEPTION_FILE
-    candidate = Path(path) if path is not None else cached
-    if candidate.is_file():
-        return candidate
-    where = (
-        f"--inception-weights {candidate} does not exist"
-        if path is not None
-        else f"no Inception-v3 weights in the Keras cache ({cached})"
-    )
-    raise InceptionUnavailable(
-        f"FID needs the ImageNet Inception-v3 weights: {where}. On a machine with internet, "
-        'run `python -c "import keras; keras.applications.InceptionV3(include_top=False, '
-        "weights='imagenet')\"` once (it caches "
-        f"{INCEPTION_FILE} under ~/.keras/models), or download it from "
-        "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
-        f"{INCEPTION_FILE} and pass --inception-weights PATH. No FID is reported without them."
-    )
+    from kvae import metrics
 
-
-def to_rgb(images):
-    """Clip to [0, 1]; grey images are repeated into 3 channels."""
-    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
-    if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"Expected images (N, H, W, 1 or 3). Received: shape={images.shape}")
-    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
-
-
-class InceptionFeatures:
-    """Inception-v3 global-average-pool features (2048-d) of images in [0, 1].
-
-    Preprocessing (written into every FID's protocol): clip to [0, 1], grey
-    to 3 channels, bilinear resize to 299x299 without antialiasing (as the
-    BalancingVAE evaluation, tf.image.resize_bilinear), scale to [-1, 1]
-    (Inception's "tf" preprocessing).
-    """
-
-    def __init__(self, weights=None, batch_size=50):
-        import keras
-
-        self.weights = inception_weights(weights)
-        self.md5 = file_digest(self.weights, "md5")
-        self.batch_size = batch_size
-        self.network = keras.applications.InceptionV3(
-            include_top=False,
-            weights=str(self.weights),
-            pooling="avg",
-            input_shape=(INCEPTION_SIDE, INCEPTION_SIDE, 3),
-        )
-
-    def protocol(self):
-        return {
-            "network": "Keras applications InceptionV3, include_top=False, pooling='avg' (2048-d)",
-            "weights": str(self.weights),
-            "weights_md5": self.md5,
-            "weights_are_keras_imagenet": self.md5 == INCEPTION_MD5,
-            "preprocessing": "clip to [0, 1], grey to RGB, bilinear resize to 299x299 (no "
-            "antialias), x * 2 - 1",
-            "note": "Keras's ImageNet weights are not the 2015 TF graph of the papers' FID "
-            "code; numbers are comparable with each other, not with the papers'.",
-        }
-
-    def __call__(self, images):
-        from keras import ops
-
-        outputs = []
-        for start in range(0, len(images), self.batch_size):
-            batch = to_rgb(images[start : start + self.batch_size])
-            batch = ops.image.resize(
-                batch, (INCEPTION_SIDE, INCEPTION_SIDE), interpolation="bilinear", antialias=False
-            )
-            outputs.append(ops.convert_to_numpy(self.network(batch * 2.0 - 1.0, training=False)))
-        return np.concatenate(outputs).astype(np.float64)
+    if cache_dir is None:
+        return metrics.gaussian_statistics(extractor(images, generated=False)), False
+    key = statistics_key(extractor, images, **context)
+    encoded = json.dumps(key, sort_keys=True)
+    path = Path(cache_dir) / (hashlib.sha256(encoded.encode()).hexdigest()[:32] + ".npz")
+    if path.is_file():
+        try:
+            with np.load(path) as stored:
+                if str(stored["key"]) == encoded:
+                    return (stored["mean"], stored["covariance"]), True
+        except (OSError, ValueError, KeyError):
+            pass  # an unreadable entry is recomputed and replaced
+    mean, covariance = metrics.gaussian_statistics(extractor(images, generated=False))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+    np.savez(partial, key=np.array(encoded), mean=mean, covariance=covariance)
+    os.replace(partial, path)
+    return (mean, covariance), False
 
 
 # -- the Fashion-MNIST classifier ---------------------------------------------------------
@@ -169,18 +128,26 @@ class FashionMnistFeatures:
         self.md5 = file_digest(self.path, "md5")
         self.batch_size = batch_size
 
-    def protocol(self):
-        return {
+    def cache_key(self):
+        return {"network_md5": self.md5, "protocol": "fd_fmnist"}
+
+    def protocol(self, count=None):
+        record = {
             "network": "kvae's Fashion-MNIST classifier (kvae/assets/fmnist_classifier.keras), "
             "128-d 'features' layer; see docs/evaluation.md",
             "weights_md5": self.md5,
             "preprocessing": "clip to [0, 1], native 28x28x1",
             "note": "FD-fmnist, not FID: the Frechet distance on these features.",
         }
+        if count is not None:
+            record["images_used"] = count
+        return record
 
-    def __call__(self, images):
+    def __call__(self, images, generated=False):
+        """Features (N, 128); real and generated images are treated alike."""
         from keras import ops
 
+        del generated
         images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
         if images.shape[1:] != FMNIST_SHAPE:
             raise ValueError(f"FD-fmnist takes 28x28x1 images. Received: shape={images.shape}")
@@ -229,6 +196,28 @@ def train_fmnist_classifier(out, data_dir=None, epochs=8, seed=0):
     return accuracy
 
 
+def download_inception():
+    """`download-inception`: fetch and verify the archive; exit 0, or 2 with
+    one line when it is not the expected file."""
+    from kvae import inception
+
+    try:
+        path, digest = inception.download()
+    except inception.InceptionUnavailable as error:
+        print(f"kvae.features: error: {error}", file=sys.stderr)
+        return 2
+    pinned = inception.expected_sha256()
+    print(f"{path}: sha256 {digest}")
+    if pinned is None:
+        print(
+            f"kvae has no pinned digest to check it against yet; set {inception.SHA256_VARIABLE}="
+            f"{digest} to require this file from now on, and tell kvae's developers the digest."
+        )
+    else:
+        print("matches the expected digest")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kvae.features")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -237,7 +226,13 @@ def main(argv=None):
     train.add_argument("--data-dir", type=Path)
     train.add_argument("--epochs", type=int, default=8)
     train.add_argument("--seed", type=int, default=0)
+    commands.add_parser(
+        "download-inception",
+        help="fetch the papers' FID network (inception-2015-12-05.tgz) into the Keras cache",
+    )
     args = parser.parse_args(argv)
+    if args.command == "download-inception":
+        return download_inception()
     accuracy = train_fmnist_classifier(args.out, args.data_dir, args.epochs, args.seed)
     md5 = file_digest(args.out, "md5")
     print(f"test accuracy {accuracy:.4f}; saved {args.out} (md5 {md5})")

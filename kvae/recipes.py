@@ -266,10 +266,33 @@ PUBLISHED = {
             "fid_gen2": "72.9 ± 0.9",
             "fid_rec_replicated": "54.1 ± 0.9",
         },
+        "fid_protocols": {"fid_rec_replicated": "asperti2020"},
     },
 }
 """What a zoo recipe card says besides its configuration: its name, the
-paper's numbers and where they come from, and the time on a GPU."""
+paper's numbers and where they come from, and the time on a GPU. The FID
+numbers were measured under the protocol of the recipe's paper
+(`fid_protocol`) unless `fid_protocols` names another for a number."""
+
+
+FID_PROTOCOLS = {("celeba", "computed"): "asperti2020", ("cifar10", "computed"): "asperti2020"}
+"""The FID protocol (`kvae.inception.PROTOCOLS`) of the paper a recipe
+comes from; every other recipe follows Dai & Wipf's (dai2019), whose
+paper reports FIDs for MNIST, Fashion-MNIST, CIFAR-10 and CelebA."""
+
+
+def fid_protocol(config):
+    """The FID protocol of the recipe a run configuration came from (its
+    dataset and gamma); "dai2019" when it names none."""
+    dataset, gamma = config.get("dataset"), config.get("gamma")
+    if not dataset or not gamma:
+        return "dai2019"
+    base_gamma = gamma if gamma in ("computed", "learned") else "learned"
+    try:
+        key = recipe_key(dataset)
+    except (AttributeError, TypeError):
+        return "dai2019"
+    return FID_PROTOCOLS.get((key, base_gamma), "dai2019")
 
 
 def zoo_cards():
@@ -289,6 +312,11 @@ def zoo_cards():
             "batch_size": config["batch_size"],
             "expected_gpu_time": published["expected_gpu_time"],
             "expected": dict(published["expected"]),
+            "expected_fid_protocol": {
+                key: published.get("fid_protocols", {}).get(key, fid_protocol(config))
+                for key in published["expected"]
+                if key.startswith("fid")
+            },
             "expected_source": published["expected_source"],
         }
     return cards

@@ -200,13 +200,20 @@ def render_readme(data):
         "",
         "## Recipes (not trained here)",
         "",
-        "`kvae.zoo.load` on one of these names raises an error with its command.",
+        "`kvae.zoo.load` on one of these names raises an error with its command. Each FID "
+        "names the protocol it was measured under: dai2019 or asperti2020, the two ways the "
+        "papers feed the same Inception graph (docs/evaluation.md); `python -m kvae.evaluate` "
+        "uses the recipe's protocol by default.",
         "",
         "| name | command | the paper's numbers | source | time on one GPU |",
         "|---|---|---|---|---|",
     ]
     for entry in recipe_entries:
-        expected = ", ".join(f"{key} {value}" for key, value in entry["expected"].items())
+        protocols = entry.get("expected_fid_protocol", {})
+        expected = ", ".join(
+            f"{key} {value}" + (f" ({protocols[key]})" if key in protocols else "")
+            for key, value in entry["expected"].items()
+        )
         lines.append(
             f"| {entry['name']} | `{entry['command']}` | {expected} | "
             f"{entry['expected_source']} | {entry['expected_gpu_time']} |"

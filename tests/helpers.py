@@ -106,3 +106,76 @@ def write_idx(path, array):
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "wb") as handle:
         handle.write(header + array.astype(np.uint8).tobytes())
+
+
+# -- a stand-in for the papers' Inception archive ------------------------------------------------
+
+FAKE_POOL = 23
+"""The stand-in graph averages 23x23 blocks of the 299x299 input (13x13 left)."""
+
+
+def fake_inception_weights():
+    """The stand-in graph's matrix: 13 * 13 * 3 pooled values -> 2048 features."""
+    return np.random.default_rng(7).standard_normal((13 * 13 * 3, 2048)).astype("float32") / 8.0
+
+
+def write_fake_inception_archive(path):
+    """An inception-2015-12-05.tgz look-alike: a GraphDef with the real one's
+    tensor names on the path kvae uses (ExpandDims:0 for any image size ->
+    ResizeBilinear to 299 -> Sub 128 -> Mul 1/128 -> ... -> pool_3:0 with
+    2048 features), computing `fake_inception_features` instead of Inception,
+    packed as classify_image_graph_def.pb beside other members."""
+    import io
+    import tarfile
+
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        decoded = tf.compat.v1.placeholder(tf.float32, [None, None, 3], name="Cast")
+        batch = tf.expand_dims(decoded, 0, name="ExpandDims")
+        resized = tf.compat.v1.image.resize_bilinear(batch, [299, 299], name="ResizeBilinear")
+        scaled = tf.multiply(tf.subtract(resized, 128.0, name="Sub"), 1.0 / 128.0, name="Mul")
+        pooled = tf.nn.avg_pool2d(scaled, FAKE_POOL, FAKE_POOL, "VALID")
+        flat = tf.reshape(pooled, [-1, 13 * 13 * 3])
+        features = tf.tanh(tf.matmul(flat, tf.constant(fake_inception_weights())))
+        tf.reshape(features, [-1, 1, 1, 2048], name="pool_3")
+    serialized = graph.as_graph_def().SerializeToString()
+    with tarfile.open(path, "w:gz") as bundle:
+        for name, content in (
+            ("LICENSE", b"test stand-in\n"),
+            ("classify_image_graph_def.pb", serialized),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            bundle.addfile(info, io.BytesIO(content))
+    return path
+
+
+def legacy_resize_bilinear(images, side):
+    """TF1's resize_bilinear (align_corners=False, no half-pixel centres) in
+    NumPy: output pixel i reads input coordinate i * in / out."""
+    images = np.asarray(images, np.float64)
+
+    def along(array, axis):
+        size = array.shape[axis]
+        coordinates = np.arange(side) * (size / side)
+        low = np.floor(coordinates).astype(int)
+        high = np.minimum(low + 1, size - 1)
+        weight = (coordinates - low).reshape([-1 if a == axis else 1 for a in range(array.ndim)])
+        return np.take(array, low, axis) * (1 - weight) + np.take(array, high, axis) * weight
+
+    return along(along(images, 1), 2)
+
+
+def fake_inception_features(mul_input):
+    """The stand-in's features of the values at its Mul:0 (N, 299, 299, 3)."""
+    n = len(mul_input)
+    blocks = np.asarray(mul_input, np.float64).reshape(n, 13, FAKE_POOL, 13, FAKE_POOL, 3)
+    pooled = blocks.mean(axis=(2, 4)).reshape(n, -1)
+    return np.tanh(pooled @ fake_inception_weights().astype(np.float64))
+
+
+def fake_inception_dai2019(pixels_0_255):
+    """The stand-in's features of pixels fed at ExpandDims:0."""
+    return fake_inception_features((legacy_resize_bilinear(pixels_0_255, 299) - 128.0) / 128.0)

@@ -1,0 +1,196 @@
+"""The papers' FID network (kvae.inception) on a stand-in archive built here:
+the loader, both protocols' pixels against NumPy, whole batches only, the
+sha256 refusal, the download command, and the real-statistics cache."""
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import (
+    fake_inception_dai2019,
+    fake_inception_features,
+    legacy_resize_bilinear,
+    write_fake_inception_archive,
+)
+from kvae import features, inception, metrics
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    return write_fake_inception_archive(tmp_path_factory.mktemp("inception") / "fake.tgz")
+
+
+@pytest.fixture(autouse=True)
+def no_pin(monkeypatch, tmp_path):
+    monkeypatch.delenv(inception.SHA256_VARIABLE, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_legacy_resize_reference_matches_tensorflow_resize_bilinear():
+    import tensorflow as tf
+
+    images = np.random.default_rng(0).random((2, 7, 5, 3)).astype("float32")
+    expected = tf.compat.v1.image.resize_bilinear(images, [11, 11]).numpy()
+    np.testing.assert_allclose(legacy_resize_bilinear(images, 11), expected, atol=1e-6)
+
+
+def test_missing_archive_names_the_command_and_the_url(tmp_path):
+    with pytest.raises(inception.InceptionUnavailable) as raised:
+        inception.InceptionGraph()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "python -m kvae.features download-inception" in message
+    assert "inception-2015-12-05" in message and inception.ARCHIVE_URL in message
+    assert str(tmp_path / "keras-home" / "models" / inception.ARCHIVE_NAME) in message
+    with pytest.raises(inception.InceptionUnavailable, match="--inception .*absent.tgz"):
+        inception.InceptionGraph(tmp_path / "absent.tgz")
+
+
+def test_a_file_of_another_digest_is_refused_with_both(archive, monkeypatch, tmp_path):
+    wanted = "ab" * 32
+    monkeypatch.setenv(inception.SHA256_VARIABLE, wanted.upper())
+    with pytest.raises(inception.InceptionUnavailable) as raised:
+        inception.InceptionGraph(archive)
+    assert wanted in str(raised.value) and sha256(archive) in str(raised.value)
+    monkeypatch.setenv(inception.SHA256_VARIABLE, sha256(archive))
+    assert inception.InceptionGraph(archive, verbose=False).protocol()["network_sha256_pinned"]
+    not_an_archive = tmp_path / "graph.pb"
+    not_an_archive.write_bytes(b"not a tar")
+    monkeypatch.delenv(inception.SHA256_VARIABLE)
+    with pytest.raises(inception.InceptionUnavailable, match="classify_image_graph_def.pb"):
+        inception.InceptionGraph(not_an_archive)
+
+
+def test_dai2019_feeds_0_255_at_native_size_and_stretches_generated_images(archive):
+    network = inception.InceptionGraph(archive, "dai2019", verbose=False)
+    rng = np.random.default_rng(1)
+    real = rng.integers(0, 256, (120, 28, 28, 1), dtype=np.uint8)
+    got = network(real)
+    assert got.shape == (100, 2048)  # batches of 50: the last 20 are dropped
+    rgb = np.repeat(real[:100], 3, axis=-1).astype(np.float64)
+    np.testing.assert_allclose(got, fake_inception_dai2019(rgb), atol=2e-5)
+    # Generated images: each stretched to [0, 1] over its pixels, then x 255.
+    generated = rng.uniform(0.2, 0.6, (50, 8, 8, 3)).astype("float32")
+    generated[3] = 0.4  # a constant image becomes black, not NaN
+    low = generated.min(axis=(1, 2, 3), keepdims=True)
+    spread = generated.max(axis=(1, 2, 3), keepdims=True) - low
+    stretched = np.where(spread > 0, (generated - low) / np.maximum(spread, 1e-12), 0.0) * 255
+    np.testing.assert_allclose(
+        network(generated, generated=True), fake_inception_dai2019(stretched), atol=2e-5
+    )
+    # Real float images in [0, 1] are only scaled.
+    np.testing.assert_allclose(
+        network(generated), fake_inception_dai2019(generated * 255.0), atol=2e-5
+    )
+    with pytest.raises(ValueError, match="whole batches of 50"):
+        network(real[:49])
+
+
+def test_asperti2020_resizes_minus_one_to_one_in_tensorflow_and_feeds_mul(archive):
+    network = inception.InceptionGraph(archive, "asperti2020", verbose=False)
+    rng = np.random.default_rng(2)
+    images = rng.uniform(-0.1, 1.1, (130, 32, 32, 3)).astype("float32")
+    got = network(images, generated=True)
+    assert got.shape == (128, 2048)  # batches of 64: the last 2 are dropped
+    mul_input = legacy_resize_bilinear(np.clip(images[:128], 0, 1) * 2 - 1, 299)
+    np.testing.assert_allclose(got, fake_inception_features(mul_input), atol=2e-5)
+    grey = rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
+    expected = fake_inception_features(
+        legacy_resize_bilinear(np.repeat(grey, 3, -1) / 255.0 * 2 - 1, 299)
+    )
+    np.testing.assert_allclose(network(grey), expected, atol=2e-5)
+    protocol = network.protocol(130)
+    assert protocol["fid_protocol"] == "asperti2020" and protocol["images_used"] == 128
+    assert protocol["network_sha256"] == sha256(archive)
+    assert protocol["network_sha256_pinned"] is False
+
+
+def test_real_statistics_are_cached_by_network_protocol_and_images(archive, tmp_path):
+    calls = []
+
+    class Counting:
+        def __init__(self, protocol):
+            self.network = inception.InceptionGraph(archive, protocol, verbose=False)
+
+        def cache_key(self):
+            return self.network.cache_key()
+
+        def __call__(self, images, generated=False):
+            calls.append(len(images))
+            return self.network(images, generated)
+
+    images = np.random.default_rng(3).integers(0, 256, (128, 16, 16, 3), dtype=np.uint8)
+    context = {"dataset": "test", "split": "test", "count": 128}
+    cache = tmp_path / "cache"
+    dai = Counting("dai2019")
+    first, cached = features.real_statistics(dai, images, context, cache)
+    assert not cached and calls == [128]
+    second, cached = features.real_statistics(dai, images, context, cache)
+    assert cached and calls == [128]
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    expected = metrics.gaussian_statistics(fake_inception_dai2019(images[:100].astype(np.float64)))
+    np.testing.assert_allclose(second[0], expected[0], atol=2e-5)
+    # Another protocol, other images or another split are other entries.
+    features.real_statistics(Counting("asperti2020"), images, context, cache)
+    features.real_statistics(dai, images[::-1], context, cache)
+    features.real_statistics(dai, images, {**context, "split": "validation"}, cache)
+    assert len(calls) == 4 and len(list(cache.glob("*.npz"))) == 4
+    # A damaged entry is recomputed.
+    for entry in cache.glob("*.npz"):
+        entry.write_bytes(b"garbage")
+    _, cached = features.real_statistics(dai, images, context, cache)
+    assert not cached and len(calls) == 5
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_equals_numpy_otherwise(archive):
+    network = inception.InceptionGraph(archive, "dai2019", verbose=False)
+    rng = np.random.default_rng(4)
+    real = rng.integers(0, 256, (200, 16, 16, 1), dtype=np.uint8)
+    fake = np.clip(real / 255.0 + rng.normal(0, 0.2, real.shape), 0, 1).astype("float32")
+    real_statistics = metrics.gaussian_statistics(network(real))
+    # About 0: round-off on a rank-199 covariance of 2048 features.
+    scale = np.trace(real_statistics[1])
+    assert abs(metrics.frechet_distance(*real_statistics, *real_statistics)) < 1e-5 * scale
+    fid = metrics.frechet_distance(
+        *real_statistics, *metrics.gaussian_statistics(network(fake, generated=True))
+    )
+    low = fake.min(axis=(1, 2, 3), keepdims=True)
+    stretched = (fake - low) / (fake.max(axis=(1, 2, 3), keepdims=True) - low) * 255
+    numpy_fid = metrics.frechet_distance(
+        *metrics.gaussian_statistics(fake_inception_dai2019(np.repeat(real, 3, -1))),
+        *metrics.gaussian_statistics(fake_inception_dai2019(np.repeat(stretched, 3, -1))),
+    )
+    assert fid > 0.1 and fid == pytest.approx(numpy_fid, rel=1e-4)
+
+
+def test_download_command_fetches_verifies_and_refuses(archive, monkeypatch, tmp_path):
+    """The real download path (keras.utils.get_file) on a file:// origin."""
+    script = (
+        "import sys; from kvae import inception, features; "
+        f"inception.ARCHIVE_URL = {archive.as_uri()!r}; "
+        "sys.exit(features.main(['download-inception']))"
+    )
+    home = tmp_path / "home"
+    env = {"KERAS_HOME": str(home), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env[inception.SHA256_VARIABLE] = "cd" * 32
+    refused = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "cd" * 32 in refused.stderr and sha256(archive) in refused.stderr
+    assert not (home / "models" / inception.ARCHIVE_NAME).exists()
+    env[inception.SHA256_VARIABLE] = sha256(archive)
+    fetched = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert fetched.returncode == 0, fetched.stderr
+    assert sha256(home / "models" / inception.ARCHIVE_NAME) == sha256(archive)
+    assert "matches the expected digest" in fetched.stdout
