@@ -28,13 +28,23 @@ on the request only, never on which requests shared its batch, and equals
 what `kvae.zoo.load(name).generate(n, seed=...)` gives. `--arg batching=false` decodes in the front
 service instead (for comparison; see benchmarks/serve_load.py).
 
-Bad input gets a 400 whose message starts with the field's name; the server
-keeps serving.
+Hardening (serving/guard.py): every client mistake gets a 4xx whose body is
+`{"error": "<field>: <rule>", "field": "<field>"}` and one log line without a
+traceback; seeds are integers from 0 to 2^64 - 1; uploads are one PNG or
+JPEG file part of at most MAX_UPLOAD_BYTES and MAX_PIXELS pixels, not
+animated; JSON bodies are objects of the API's parameters with finite
+numbers, at most MAX_JSON_BYTES. Overload is explicit: more than
+`max_concurrency` requests in progress get a 429, a decode the batcher cannot
+start within BATCH_LATENCY_MS a 503. With a token configured (`--arg
+token=...` or $KVAE_API_TOKEN) every route but /livez and /readyz needs
+`Authorization: Bearer <token>` (401 otherwise). /metrics is BentoML's
+Prometheus endpoint.
 """
 
 import base64
 import io
 import json
+import logging
 import os
 import typing as t
 from pathlib import Path
@@ -44,17 +54,30 @@ import anyio
 import bentoml
 import numpy as np
 import pydantic
-from bentoml.exceptions import InvalidArgument
+from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from PIL import Image, UnidentifiedImageError
 from starlette.responses import JSONResponse, Response
+
+from serving.guard import Guard, QuietClientErrors
 
 DEFAULT_MODEL = "fmnist_two_stage_computed"
 MODEL_ENV = "KVAE_MODEL"
 MAX_IMAGES = 256
 MAX_UPLOAD_BYTES = 4 * 2**20
+MAX_PIXELS = 4096 * 4096
+"""Uploads whose header declares more pixels are refused before decoding."""
+MAX_FORM_BYTES = MAX_UPLOAD_BYTES + 64 * 2**10
+MAX_JSON_BYTES = 2 * 2**20
+MAX_SEED = 2**64 - 1
+MAX_CONCURRENCY = 128
+"""Default bound on API requests in progress per worker (429 beyond)."""
 MAX_TEMPERATURE = 10.0
+MAX_ABS_LATENT = 1e6
+"""Given latents are bounded (a prior draw is within +-10): far beyond, the
+decoder's float32 arithmetic overflows."""
 BATCH_LATENCY_MS = 2000  # generous: a slow CPU would answer 503 "overloaded" below ~1 s
 DECODER_ATTEMPTS = 3
+DECODE_ATTEMPT_SECONDS = 15.0
 FRONT_THREADS = 16
 """Threads for the front service's sync API (/encode); BentoML's default is
 one request at a time. The decoding APIs are async."""
@@ -67,6 +90,8 @@ class ServiceArgs(pydantic.BaseModel):
     model: str = os.environ.get(MODEL_ENV) or DEFAULT_MODEL
     stage2: str | None = os.environ.get("KVAE_STAGE2") or None
     batching: bool = os.environ.get("KVAE_BATCHING", "true").lower() not in ("0", "false", "no")
+    max_concurrency: int = int(os.environ.get("KVAE_MAX_CONCURRENCY") or MAX_CONCURRENCY)
+    token: str | None = os.environ.get("KVAE_API_TOKEN") or None
 
 
 ARGS = bentoml.use_arguments(ServiceArgs)
@@ -155,9 +180,14 @@ def read_upload(path, shape):
     if size > MAX_UPLOAD_BYTES:
         raise InvalidArgument(f"image: {size} bytes is over the limit of {MAX_UPLOAD_BYTES}")
     try:
-        with Image.open(path) as picture:
-            if picture.format not in ("PNG", "JPEG"):
-                raise InvalidArgument(f"image: PNG or JPEG expected, got {picture.format}")
+        with Image.open(path, formats=("PNG", "JPEG")) as picture:
+            width, height = picture.size  # from the header: nothing is decoded yet
+            if width * height > MAX_PIXELS:
+                raise InvalidArgument(
+                    f"image: {width}x{height} pixels is over the limit of {MAX_PIXELS} pixels"
+                )
+            if getattr(picture, "n_frames", 1) > 1:
+                raise InvalidArgument("image: animated or multi-frame images are not accepted")
             picture.load()
             height, width, channels = shape
             if channels == 3:
@@ -171,6 +201,10 @@ def read_upload(path, shape):
                 if grey.size != (width, height):
                     grey = Image.fromarray(data.center_crop_resize(grey, height)[..., 0])
                 pixels = np.asarray(grey)[..., None]
+    except Image.DecompressionBombError as error:
+        raise InvalidArgument(
+            f"image: the header declares more pixels than the limit of {MAX_PIXELS} pixels"
+        ) from error
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise InvalidArgument(
             f"image: cannot decode the upload as a PNG or JPEG image ({type(error).__name__})"
@@ -181,16 +215,18 @@ def read_upload(path, shape):
 def given_latents(z, dim):
     """The request's latents as float32 (n, dim), checked: 1 to MAX_IMAGES
     rows of `dim` finite numbers."""
-    latents = np.asarray(z, dtype=np.float64) if len(z) else np.zeros((0, dim))
-    if latents.ndim != 2 or not 1 <= len(latents) <= MAX_IMAGES:
+    if not 1 <= len(z) <= MAX_IMAGES:
         raise InvalidArgument(f"z: give 1 to {MAX_IMAGES} rows of {dim} numbers")
-    if latents.shape[1] != dim:
+    for row in z:
+        if len(row) != dim:
+            raise InvalidArgument(
+                f"z: each row must hold {dim} numbers (the model's latent length), got {len(row)}"
+            )
+    latents = np.asarray(z, dtype=np.float64)
+    if not (np.abs(latents) <= MAX_ABS_LATENT).all():
         raise InvalidArgument(
-            f"z: each row must hold {dim} numbers (the model's latent length), "
-            f"got {latents.shape[1]}"
+            f"z: every number must be finite, from -{MAX_ABS_LATENT:g} to {MAX_ABS_LATENT:g}"
         )
-    if not np.isfinite(latents).all():
-        raise InvalidArgument("z: every number must be finite")
     return latents.astype(np.float32)
 
 
@@ -223,6 +259,34 @@ def decode_statistics(model, latents):
     return np.concatenate([mean, log_gamma], axis=1)
 
 
+async def call_decoder(method, latents):
+    """`method(latents)` on the Decoder, tried DECODER_ATTEMPTS times when
+    the connection fails. BentoML 1.4's aiohttp client for a dependency keeps
+    pooled connections longer than the server does (bentoml/BentoML#4971):
+    a reused connection then either drops, which aiohttp raises as a
+    ClientConnectionError, or, as measured here (benchmarks/serve_soak.py,
+    1 request in 10,000), never answers until the client's 121 s timeout.
+    Each attempt is therefore bounded by DECODE_ATTEMPT_SECONDS, far above a
+    decode (well under a second on a CPU) and the batcher's latency bound;
+    decoding is idempotent, so a failed attempt is simply repeated. When
+    every attempt fails the request gets a 503 (retry later), not a 500."""
+    for attempt in range(DECODER_ATTEMPTS):
+        try:
+            with anyio.fail_after(DECODE_ATTEMPT_SECONDS):
+                return np.asarray(await method(latents), np.float32)
+        except (aiohttp.ClientConnectionError, TimeoutError) as error:
+            if attempt == DECODER_ATTEMPTS - 1:
+                raise ServiceUnavailable(
+                    f"decoder: no answer in {DECODER_ATTEMPTS} attempts ({type(error).__name__})"
+                ) from error
+            logging.getLogger("kvae.serving").warning(
+                "decoder call %d of %d failed (%s); trying again",
+                attempt + 1,
+                DECODER_ATTEMPTS,
+                type(error).__name__,
+            )
+
+
 # -- the services ------------------------------------------------------------------
 
 
@@ -242,9 +306,42 @@ class Decoder:
         return decode_statistics(self.model.stage2, latents.astype(np.float32))
 
 
+def _not_a_boolean(value):
+    """pydantic's lax mode reads true and false as 1 and 0; a number field
+    takes numbers only."""
+    if isinstance(value, bool):
+        raise ValueError("a number is expected, not true or false")
+    return value
+
+
+def _a_boolean(value):
+    """A boolean field takes true or false (JSON) or the text "true" or
+    "false" (a form's text part); pydantic's lax mode would also read 0, 1,
+    "yes", "off", ..."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        raise ValueError("true or false is expected")
+    return value
+
+
+def _an_integer(value):
+    """An integer field takes integers (or a form's text of one), not true,
+    false or 0.0, which pydantic's lax mode would read as integers."""
+    if isinstance(value, float):
+        raise ValueError("an integer is expected, not a number with a fraction part or exponent")
+    return _not_a_boolean(value)
+
+
+NumberOnly = pydantic.BeforeValidator(_not_a_boolean)
+IntegerOnly = pydantic.BeforeValidator(_an_integer)
+Flag = t.Annotated[bool, pydantic.BeforeValidator(_a_boolean)]
 Format = t.Literal["png", "json"]
-ImageCount = t.Annotated[int, pydantic.Field(ge=1, le=MAX_IMAGES)]
-Temperature = t.Annotated[float, pydantic.Field(ge=0.0, le=MAX_TEMPERATURE)]
+Seed = t.Annotated[int, IntegerOnly, pydantic.Field(ge=0, le=MAX_SEED)]
+Stage = t.Annotated[int, IntegerOnly]
+ImageCount = t.Annotated[int, IntegerOnly, pydantic.Field(ge=1, le=MAX_IMAGES)]
+Temperature = t.Annotated[float, NumberOnly, pydantic.Field(ge=0.0, le=MAX_TEMPERATURE)]
+Latents = list[list[t.Annotated[float, NumberOnly]]]
 Upload = t.Annotated[Path, bentoml.validators.ContentType("image/*")]
 
 
@@ -257,11 +354,15 @@ class KVAE:
     def __init__(self):
         self.model = load_model(ARGS.model, ARGS.stage2)
         self.data_shape = self.model.data_shape
+        MODEL_FACTS.update(
+            stages=list(self.model.stages),
+            latent_dims={stage: self.model.latent_dim_of(stage) for stage in self.model.stages},
+        )
 
     # image in -------------------------------------------------------------------
 
     @bentoml.api(route="/encode")
-    def encode(self, image: Upload, sample: bool = False, seed: int | None = None) -> dict:
+    def encode(self, image: Upload, sample: Flag = False, seed: Seed | None = None) -> dict:
         """mu and log sigma of q(z|x) for the uploaded image; with
         `sample`, also z = mu + sigma * eps (eps from `seed`)."""
         x = read_upload(image, self.data_shape)[None]
@@ -272,7 +373,9 @@ class KVAE:
         return result
 
     @bentoml.api(route="/reconstruct")
-    async def reconstruct(self, image: Upload, sample: bool = False, seed: int | None = None):
+    async def reconstruct(
+        self, image: Upload, sample: Flag = False, seed: Seed | None = None
+    ) -> Image.Image:
         """The decoder mean at z = mu (or at a sampled z), as a PNG."""
         x = read_upload(image, self.data_shape)[None]
         mu, log_sigma = await anyio.to_thread.run_sync(self.model.encode, x)
@@ -286,12 +389,12 @@ class KVAE:
     async def mean_generate(
         self,
         n: ImageCount = 16,
-        seed: int | None = None,
-        stage: int | None = None,
+        seed: Seed | None = None,
+        stage: Stage | None = None,
         temperature: Temperature = 1.0,
-        z: list[list[float]] | None = None,
+        z: Latents | None = None,
         format: Format = "png",
-    ):
+    ) -> bytes:
         """Decoder means at latents from the prior (n, seed, temperature;
         through stage 2 when the model has it), or at the given stage-1
         latents `z` (n is then their count; stage 2 makes them stage-2
@@ -302,12 +405,12 @@ class KVAE:
     async def sample_generate(
         self,
         n: ImageCount = 16,
-        seed: int | None = None,
-        stage: int | None = None,
+        seed: Seed | None = None,
+        stage: Stage | None = None,
         temperature: Temperature = 1.0,
-        z: list[list[float]] | None = None,
+        z: Latents | None = None,
         format: Format = "png",
-    ):
+    ) -> bytes:
         """Draws from p(x|z) (ancestral sampling), latents as mean-generate."""
         return await self._generate("sample", n, seed, stage, temperature, z, format)
 
@@ -321,15 +424,7 @@ class KVAE:
         if ARGS.batching:
             decoder = self.decoder.to_async
             method = decoder.decode_stage1 if stage == 1 else decoder.decode_stage2
-            for attempt in range(DECODER_ATTEMPTS):
-                try:
-                    return np.asarray(await method(latents), np.float32)
-                except aiohttp.ClientConnectionError:
-                    # BentoML 1.4's client for a dependency drops pooled
-                    # connections under load (bentoml/BentoML#4971); decoding
-                    # is idempotent, so try again on a fresh connection
-                    if attempt == DECODER_ATTEMPTS - 1:
-                        raise
+            return await call_decoder(method, latents)
         model = self.model.stage1 if stage == 1 else self.model.stage2
         return await anyio.to_thread.run_sync(decode_statistics, model, latents)
 
@@ -376,4 +471,144 @@ class KVAE:
         return Response(png_bytes(images), media_type="image/png")
 
 
+# -- what the routes return, for the OpenAPI document (/docs.json) ---------------------
+
+ERROR_RESPONSES = {
+    400: "a client mistake: the body names the field and the rule",
+    401: "a token is configured and the request did not send it",
+    413: "the body or the image is over its limit",
+    429: "more than max_concurrency requests in progress; retry later",
+    500: "a server fault (the server log has the traceback)",
+    503: "the decoder's batch could not take the request in time; retry later",
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string", "description": "'<field>: <rule>', or the reason"},
+        "field": {"type": "string", "nullable": True, "description": "the field at fault"},
+    },
+    "required": ["error", "field"],
+}
+_NUMBERS = {"type": "array", "items": {"type": "number"}}
+_PNG = {"schema": {"type": "string", "format": "binary"}}
+_GENERATED_JSON = {
+    "schema": {
+        "anyOf": [
+            {
+                "type": "object",
+                "description": "format=json: one base64 PNG per image",
+                "properties": {
+                    "images": {"type": "array", "items": {"type": "string"}},
+                    "media_type": {"type": "string", "enum": ["image/png"]},
+                },
+                "required": ["images", "media_type"],
+            },
+            {
+                "type": "object",
+                "description": "a model of vectors (manifold2d): the numbers",
+                "properties": {"samples": {"type": "array", "items": _NUMBERS}},
+                "required": ["samples"],
+            },
+        ]
+    }
+}
+SUCCESS_CONTENT = {
+    "/encode": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"mu": _NUMBERS, "log_sigma": _NUMBERS, "z": _NUMBERS},
+                "required": ["mu", "log_sigma"],
+            }
+        }
+    },
+    "/reconstruct": {"image/png": _PNG},
+    "/mean-generate": {"image/png": _PNG, "application/json": _GENERATED_JSON},
+    "/sample-generate": {"image/png": _PNG, "application/json": _GENERATED_JSON},
+}
+"""The 200 answers of each route: a PNG for format=png (the default), JSON
+for format=json."""
+
+
+MODEL_FACTS = {}
+"""What the OpenAPI document says of the served model (its stages and latent
+lengths), filled when the front service loads it."""
+
+
+def _request_rules(schema, route):
+    """The request schema of a route with the rules the service enforces:
+    no unknown fields, null for an optional parameter, the model's stages
+    and latent lengths."""
+    schema["additionalProperties"] = False
+    properties = schema.get("properties", {})
+    for spec in properties.values():
+        if "default" in spec and spec["default"] is None:
+            spec["nullable"] = True
+    stages = MODEL_FACTS.get("stages") or [1, 2]
+    if "stage" in properties:
+        properties["stage"]["enum"] = stages + [None]
+    if "z" in properties:
+        properties["z"].update(minItems=1, maxItems=MAX_IMAGES)
+        properties["z"]["items"]["items"].update(minimum=-MAX_ABS_LATENT, maximum=MAX_ABS_LATENT)
+        dims = set((MODEL_FACTS.get("latent_dims") or {}).values())
+        if len(dims) == 1:
+            (dim,) = dims
+            properties["z"]["items"].update(minItems=dim, maxItems=dim)
+    return schema
+
+
+def openapi_patch(document):
+    """The OpenAPI document with every route's real requests and answers:
+    the rules of its parameters (`_request_rules`), its 200 content types
+    and the error body of every error status."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["KvaeError"] = ERROR_SCHEMA
+    errors = {
+        str(status): {
+            "description": text,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/KvaeError"}}},
+        }
+        for status, text in ERROR_RESPONSES.items()
+    }
+    for route, content in SUCCESS_CONTENT.items():
+        post = document.get("paths", {}).get(route, {}).get("post")
+        if post is None:
+            continue
+        post["responses"] = {"200": {"description": "OK", "content": content}, **errors}
+        body = post.get("requestBody", {})
+        for media in body.get("content", {}).values():
+            _request_rules(media.get("schema", {}), route)
+        if "multipart/form-data" in body.get("content", {}):
+            body["required"] = True
+    return document
+
+
+def guarded_routes():
+    """{route: ("form" | "json", parameter names)} of the service's APIs;
+    a form's file field comes first."""
+    routes = {}
+    for api in KVAE.apis.values():
+        fields = list(api.input_spec.model_fields)
+        if "image" in fields:
+            routes[api.route] = ("form", ["image"] + [f for f in fields if f != "image"])
+        else:
+            routes[api.route] = ("json", fields)
+    return routes
+
+
+logging.getLogger("bentoml._internal.server.http_app").addFilter(QuietClientErrors())
+# The first middleware added is the outermost: the guard sees every request,
+# /models included.
+KVAE.add_asgi_middleware(
+    Guard,
+    routes=guarded_routes(),
+    limits={
+        "max_json_bytes": MAX_JSON_BYTES,
+        "max_form_bytes": MAX_FORM_BYTES,
+        "max_concurrency": ARGS.max_concurrency,
+        "batch_latency_ms": BATCH_LATENCY_MS,
+    },
+    token=ARGS.token,
+    openapi=openapi_patch,
+)
 KVAE.add_asgi_middleware(ModelsRoute)
