@@ -128,6 +128,13 @@ class RunConfig:
         "not change, and step callbacks (the non-finite loss check) see every Nth step",
         type=cli.positive_int,
     )
+    # -- the model again (added after the fields above; config.json keeps the order)
+    beta_nll: float = option(
+        0.0,
+        "--gamma pixel only: train on the beta-NLL objective with this beta in (0, 1] "
+        "(Seitzer et al. 2022; 0, the default, is the paper's NLL)",
+        type=cli.non_negative_float,
+    )
 
 
 FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig))

@@ -63,6 +63,32 @@ def gaussian_nll_per_example(x, x_mean, log_gamma):
     return ops.sum(per_element, axis=_example_axes(x))
 
 
+def beta_nll_per_example(x, x_mean, log_gamma, beta):
+    """The beta-NLL training objective of each example (Seitzer et al.,
+    "On the pitfalls of heteroscedastic uncertainty estimation with
+    probabilistic neural networks", ICLR 2022, Eq. 6): every element's
+    Gaussian NLL weighted by its variance to the power beta, the weight
+    held constant for the gradient,
+
+        sum_i stop_gradient(gamma_i^(2 beta)) *
+              [(x_i - x_mean_i)^2 / (2 gamma_i^2) + log gamma_i + 1/2 log(2 pi)].
+
+    beta = 0 is the NLL (`gaussian_nll_per_example`); beta = 1 gives the
+    mean the gradient of the squared error. It is an objective, not a
+    likelihood: the ELBO is still reported with the NLL.
+
+    Returns:
+        float32 tensor of shape (B,).
+    """
+    x, x_mean, log_gamma = _float32(x, x_mean, log_gamma)
+    squared_error = ops.square(x - x_mean)
+    per_element = 0.5 * squared_error * ops.exp(-2.0 * log_gamma) + log_gamma + HALF_LOG_2PI
+    weight = ops.stop_gradient(ops.exp(2.0 * beta * log_gamma))
+    return ops.sum(
+        ops.broadcast_to(weight, ops.shape(per_element)) * per_element, axis=_example_axes(x)
+    )
+
+
 def gaussian_nll(x, x_mean, log_gamma):
     """The reconstruction term of the loss: the mean over the batch of
     `gaussian_nll_per_example` (sum over pixels, mean over the batch, as

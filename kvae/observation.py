@@ -181,6 +181,12 @@ class PixelGamma(Observation):
     Reference: Berger & Sebag 2020, Eq. (11).
 
     Args:
+        beta_nll: 0 (the paper's objective, the NLL) or a beta in (0, 1]:
+            train on `losses.beta_nll_per_example` instead (Seitzer et al.
+            2022), which weights each pixel's NLL by its sigma^(2 beta) so
+            that the learned sigma cannot buy a lower loss by explaining a
+            residual instead of fitting it. An opt-in deviation (issue 17);
+            the reported NLL and ELBO are unchanged.
         min_sigma: None (the paper's model, no floor) or a floor > 0 on every
             gamma_i: log gamma_i = max(log sigma_i(z), log min_sigma).
             Pixels that are exactly 0 (Fashion-MNIST's black background,
@@ -194,9 +200,10 @@ class PixelGamma(Observation):
 
     pixel = True
 
-    def __init__(self, min_sigma=None, **kwargs):
+    def __init__(self, min_sigma=None, beta_nll=0.0, **kwargs):
         super().__init__(**kwargs)
         self.min_sigma = check_min_sigma(min_sigma)
+        self.beta_nll = check_beta_nll(beta_nll)
 
     def log_gamma(self, pixel_log_sigma=None):
         if pixel_log_sigma is None:
@@ -207,7 +214,23 @@ class PixelGamma(Observation):
         return ops.maximum(log_gamma, math.log(self.min_sigma))
 
     def get_config(self):
-        return {**super().get_config(), "min_sigma": self.min_sigma}
+        return {**super().get_config(), "min_sigma": self.min_sigma, "beta_nll": self.beta_nll}
+
+
+def check_beta_nll(beta_nll, gamma="pixel"):
+    """Validate the beta of the beta-NLL objective: 0 (off) for any gamma,
+    else a float in (0, 1] with gamma 'pixel'. Returns it as a float."""
+    beta_nll = float(beta_nll or 0.0)
+    if beta_nll == 0.0:
+        return 0.0
+    if gamma != "pixel":
+        raise ValueError(
+            f"beta_nll weights the per-pixel NLL of gamma='pixel'; gamma={gamma!r} does not "
+            f"take it. Received: beta_nll={beta_nll!r}"
+        )
+    if not 0.0 < beta_nll <= 1.0:
+        raise ValueError(f"beta_nll must be in (0, 1]. Received: beta_nll={beta_nll!r}")
+    return beta_nll
 
 
 def check_min_sigma(min_sigma, gamma="pixel"):
@@ -236,13 +259,14 @@ _OBSERVATIONS = {
 }
 
 
-def get(gamma, sigma=None, min_sigma=None, name="observation"):
+def get(gamma, sigma=None, min_sigma=None, name="observation", beta_nll=0.0):
     """The observation layer for a gamma mode (see `GAMMA_MODES`);
-    `min_sigma` only with 'pixel'."""
+    `min_sigma` and `beta_nll` only with 'pixel'."""
     gamma, sigma = resolve_gamma(gamma, sigma)
     check_min_sigma(min_sigma, gamma)
+    check_beta_nll(beta_nll, gamma)
     if gamma == "fixed":
         return FixedGamma(sigma, name=name)
     if gamma == "pixel":
-        return PixelGamma(min_sigma, name=name)
+        return PixelGamma(min_sigma, beta_nll, name=name)
     return _OBSERVATIONS[gamma](name=name)

@@ -202,3 +202,35 @@ def test_latent_batches_draw_fresh_noise_around_the_means():
     assert 0.9 < first.std() < 1.1 and not np.allclose(first, second)
     validation = np.concatenate([b["x"].numpy() for b in latents.validation_batches(5)])
     assert validation.shape == (10, 2) and np.abs(validation).max() > 0
+
+
+def test_manifold2d_exact_log_density_is_a_density_and_matches_monte_carlo():
+    """The exact generative model's log p(x) (issue 17's bound): it
+    integrates to 1 (checked with wider noise, where a 2-D grid resolves
+    it), equals a Monte-Carlo average over t of the Gaussian it integrates,
+    and on its own samples beats the same model with other noise levels
+    (Gibbs' inequality)."""
+    from kvae.data import synthetic
+
+    wide = ((-1.0, -1.0 / 3.0, 0.2), (-1.0 / 3.0, 1.0 / 3.0, 0.15), (1.0 / 3.0, 1.0, 0.25))
+    step = 0.025
+    xs, ys = np.meshgrid(np.arange(-2.5, 2.5, step), np.arange(-2.0, 2.0, step))
+    grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    density = np.exp(synthetic.manifold2d_log_density(grid, regions=wide, grid=601, chunk=4096))
+    assert density.sum() * step**2 == pytest.approx(1.0, abs=1e-3)
+    rng = np.random.default_rng(0)
+    points = synthetic.sample_manifold2d(rng, 5).astype(np.float64)
+    t = rng.uniform(-1.0, 1.0, 400_000)
+    stds = np.select(
+        [(t >= a) & (t <= b) for a, b, _ in synthetic.MANIFOLD2D_REGIONS],
+        [s for _, _, s in synthetic.MANIFOLD2D_REGIONS],
+    )
+    centres = np.stack([t, 0.6 * np.sin(np.pi * t)], axis=1)
+    for point, log_p in zip(points, synthetic.manifold2d_log_density(points)):
+        gaussians = np.exp(-((point - centres) ** 2).sum(1) / (2 * stds**2)) / (2 * np.pi * stds**2)
+        assert log_p == pytest.approx(np.log(gaussians.mean()), abs=0.05)
+    sample = synthetic.sample_manifold2d(np.random.default_rng(1), 2000)
+    own = synthetic.manifold2d_log_density(sample, grid=2001).mean()
+    for factor in (0.7, 1.5):
+        other = tuple((a, b, s * factor) for a, b, s in synthetic.MANIFOLD2D_REGIONS)
+        assert own > synthetic.manifold2d_log_density(sample, regions=other, grid=2001).mean()

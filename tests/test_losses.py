@@ -134,3 +134,76 @@ def test_loss_terms_are_float32_for_float16_inputs():
     x = rng.random((2, 4)).astype("float16")
     assert ops.convert_to_numpy(losses.gaussian_nll(x, x, np.float16(0))).dtype == np.float32
     assert ops.convert_to_numpy(losses.kl_standard_normal(x, x)).dtype == np.float32
+
+
+# -- beta-NLL (issue 17, opt-in for gamma="pixel") -----------------------------------------------
+
+
+def test_beta_nll_matches_its_formula_and_is_the_nll_at_beta_0():
+    """Seitzer et al. 2022, Eq. 6, in NumPy: sum_i sg(sigma_i^(2 beta)) NLL_i;
+    at beta = 1 the gradient for the mean is the squared error's."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 4, 4, 1)).astype("float32")
+    x_mean = rng.random((3, 4, 4, 1)).astype("float32")
+    log_gamma = rng.normal(-1.0, 0.5, (3, 4, 4, 1)).astype("float32")
+    nll = (
+        (x - x_mean).astype(np.float64) ** 2 / (2 * np.exp(2 * log_gamma.astype(np.float64)))
+        + log_gamma
+        + 0.5 * np.log(2 * np.pi)
+    )
+    for beta in (0.25, 0.5, 1.0):
+        expected = (np.exp(2 * beta * log_gamma.astype(np.float64)) * nll).sum(axis=(1, 2, 3))
+        got = ops.convert_to_numpy(losses.beta_nll_per_example(x, x_mean, log_gamma, beta))
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(losses.beta_nll_per_example(x, x_mean, log_gamma, 0.0)),
+        ops.convert_to_numpy(losses.gaussian_nll_per_example(x, x_mean, log_gamma)),
+    )
+    mean = tf.Variable(x_mean)
+    with tf.GradientTape() as tape:
+        objective = tf.reduce_sum(losses.beta_nll_per_example(x, mean, log_gamma, 1.0))
+    np.testing.assert_allclose(tape.gradient(objective, mean).numpy(), -(x - x_mean), rtol=1e-5)
+
+
+def test_beta_nll_changes_the_objective_only_and_only_when_asked():
+    import kvae
+
+    def pixel_vae(**options):
+        return kvae.VAE(
+            (6,),
+            2,
+            net="mlp",
+            net_config={"width": 8, "num_blocks": 1},
+            gamma="pixel",
+            seed=1,
+            **options,
+        )
+
+    x = np.random.default_rng(1).random((5, 6)).astype("float32")
+    noise = np.random.default_rng(2).normal(size=(5, 2)).astype("float32")
+    default, weighted = pixel_vae(), pixel_vae(beta_nll=0.5)
+    weighted.set_weights(default.get_weights())
+    plain = {
+        k: float(ops.convert_to_numpy(v))
+        for k, v in default.compute_terms(x, noise=noise).items()
+        if k in ("loss", "recon", "kl")
+    }
+    beta = {
+        k: float(ops.convert_to_numpy(v))
+        for k, v in weighted.compute_terms(x, noise=noise).items()
+        if k in ("loss", "recon", "kl")
+    }
+    assert plain["loss"] == pytest.approx(plain["recon"] + plain["kl"], rel=1e-6)  # the paper's
+    assert beta["recon"] == pytest.approx(plain["recon"], rel=1e-6)  # the NLL is still reported
+    x_mean, log_gamma = weighted.decode_distribution(
+        ops.convert_to_tensor(losses.gaussian_sample(*weighted.encode(x), noise))
+    )
+    objective = ops.convert_to_numpy(losses.beta_nll_per_example(x, x_mean, log_gamma, 0.5)).mean()
+    assert beta["loss"] == pytest.approx(objective + beta["kl"], rel=1e-5)
+    assert kvae.VAE.from_config(weighted.get_config()).beta_nll == 0.5
+    with pytest.raises(ValueError, match="beta_nll"):
+        kvae.VAE((6,), 2, net="mlp", gamma="learned", beta_nll=0.5)
+    with pytest.raises(ValueError, match="beta_nll"):
+        pixel_vae(beta_nll=1.5)

@@ -552,6 +552,7 @@ def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
         "distribute": "none",
         "devices": None,
         "steps_per_execution": 1,
+        "beta_nll": 0.0,
     } == config
     rows = read_rows(run_dir)
     # in training order: the old run's two epochs, then the two resumed ones
@@ -602,8 +603,8 @@ CONFIG_JSON_KEYS = (
 )
 """config.json's keys before kvae.config existed, written out again here."""
 
-NEW_KEYS = ("distribute", "devices", "steps_per_execution")
-"""Keys added since (issue 14); an old config.json gets their defaults."""
+NEW_KEYS = ("distribute", "devices", "steps_per_execution", "beta_nll")
+"""Keys added since (issues 14 and 17); an old config.json gets their defaults."""
 
 
 def test_one_configuration_source_for_config_json_the_parser_and_the_recipes():
