@@ -4,6 +4,7 @@ the models' own outputs; then the real `bentoml serve` of the default zoo
 model, called over plain HTTP from concurrent clients."""
 
 import base64
+import functools
 import hashlib
 import importlib
 import io
@@ -192,10 +193,12 @@ def test_generation_from_given_latents_and_temperature(client, models):
     assert cold[0] == cold[1]  # temperature 0: both at z = 0
 
 
+@functools.cache
 def _good_png():
     return png(np.zeros((8, 8), np.uint8))
 
 
+@functools.cache
 def _multi_frame_png():
     frames = [Image.new("L", (8, 8), value) for value in (0, 255)]
     buffer = io.BytesIO()
@@ -203,6 +206,7 @@ def _multi_frame_png():
     return buffer.getvalue()
 
 
+@functools.cache
 def _bomb_png():
     """248 KB of PNG that declares 16000x16000 pixels."""
     buffer = io.BytesIO()
@@ -282,7 +286,9 @@ unknown part's."""
 
 _CONTENT = {
     "gif": lambda: _gif(),
-    "huge": lambda: png((np.random.default_rng(0).random((1300, 1300, 3)) * 255).astype(np.uint8)),
+    "huge": functools.lru_cache(maxsize=None)(
+        lambda: png((np.random.default_rng(0).random((1300, 1300, 3)) * 255).astype(np.uint8))
+    ),
     "bomb": _bomb_png,
     "truncated": lambda: _good_png()[:40],
     "frames": _multi_frame_png,
@@ -290,6 +296,7 @@ _CONTENT = {
 }
 
 
+@functools.cache
 def _gif():
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(buffer, "GIF")
