@@ -113,13 +113,17 @@ def stop_server(process):
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def load(url, concurrency, requests, seconds, n):
-    """(requests/s, p50 ms, p99 ms, answered, failed) at `concurrency`."""
-    latencies, failures, lock = [], [0], threading.Lock()
-    counter = iter(range(requests))
+def drive(clients, count, seconds, send):
+    """Send up to `count` requests from `clients` threads, each with its own
+    httpx session, until they are all answered or `seconds` pass.
+    `send(session, index, thread)` sends request `index` (0 .. count - 1)
+    and returns what to record. Returns ([(index, record, seconds)], wall
+    seconds)."""
+    results, lock = [], threading.Lock()
+    counter = iter(range(count))
     deadline = time.time() + seconds
 
-    def client():
+    def client(thread):
         with httpx.Client(timeout=120) as session:
             while time.time() < deadline:
                 with lock:
@@ -127,30 +131,38 @@ def load(url, concurrency, requests, seconds, n):
                 if index is None:
                     return
                 start = time.perf_counter()
-                response = session.post(f"{url}/mean-generate", json={"n": n, "seed": index})
+                record = send(session, index, thread)
                 elapsed = time.perf_counter() - start
                 with lock:
-                    if response.status_code == 200:
-                        latencies.append(elapsed)
-                    else:
-                        failures[0] += 1
+                    results.append((index, record, elapsed))
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    wall = time.perf_counter() - started
+    return results, time.perf_counter() - started
+
+
+def load(url, concurrency, requests, seconds, n):
+    """(requests/s, p50 ms, p99 ms, answered, failed) at `concurrency`."""
+
+    def send(session, index, thread):
+        return session.post(f"{url}/mean-generate", json={"n": n, "seed": index}).status_code
+
+    results, wall = drive(concurrency, requests, seconds, send)
+    latencies = [elapsed for _, status, elapsed in results if status == 200]
+    failures = len(results) - len(latencies)
     if not latencies:
-        return 0.0, float("nan"), float("nan"), 0, failures[0]
+        return 0.0, float("nan"), float("nan"), 0, failures
     milliseconds = np.asarray(latencies) * 1000
     return (
         len(latencies) / wall,
         float(np.percentile(milliseconds, 50)),
         float(np.percentile(milliseconds, 99)),
         len(latencies),
-        failures[0],
+        failures,
     )
 
 

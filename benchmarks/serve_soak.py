@@ -22,8 +22,6 @@ import collections
 import io
 import random
 import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -31,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_load import start_server, stop_server, tree_rss_mib  # noqa: E402
+from serve_load import drive, start_server, stop_server, tree_rss_mib  # noqa: E402
 
 
 def png_bytes(array):
@@ -101,40 +99,25 @@ def run_round(url, clients, count, bad_fraction, seconds, latent_dim, seed):
         else ("good", plan_rng.randrange(len(good)))
         for _ in range(count)
     ]
+    generators = [random.Random(seed * 1000 + thread) for thread in range(clients)]
+
+    def send(session, index, thread):
+        kind, which = plan[index]
+        route, kwargs = (good if kind == "good" else bad)[which](generators[thread])
+        try:
+            return session.post(url + route, **kwargs).status_code
+        except httpx.HTTPError as error:
+            return type(error).__name__
+
+    results, wall = drive(clients, count, seconds, send)
     statuses = {"good": collections.Counter(), "bad": collections.Counter()}
-    latencies, lock = [], threading.Lock()
-    position = iter(range(count))
-    deadline = time.time() + seconds
-
-    def client(index):
-        rng = random.Random(seed * 1000 + index)
-        with httpx.Client(timeout=120) as session:
-            while time.time() < deadline:
-                with lock:
-                    slot = next(position, None)
-                if slot is None:
-                    return
-                kind, which = plan[slot]
-                route, kwargs = (good if kind == "good" else bad)[which](rng)
-                start = time.perf_counter()
-                try:
-                    status = session.post(url + route, **kwargs).status_code
-                except httpx.HTTPError as error:
-                    status = type(error).__name__
-                elapsed = time.perf_counter() - start
-                with lock:
-                    statuses[kind][status] += 1
-                    if kind == "good" and status == 200:
-                        latencies.append(elapsed)
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    sent = sum(sum(counter.values()) for counter in statuses.values())
-    return {**statuses, "latencies": latencies, "wall": time.perf_counter() - started, "sent": sent}
+    latencies = []
+    for index, status, elapsed in results:
+        kind = plan[index][0]
+        statuses[kind][status] += 1
+        if kind == "good" and status == 200:
+            latencies.append(elapsed)
+    return {**statuses, "latencies": latencies, "wall": wall, "sent": len(results)}
 
 
 def describe(counter):

@@ -58,9 +58,13 @@ def gaussian_nll_per_example(x, x_mean, log_gamma):
         float32 tensor of shape (B,).
     """
     x, x_mean, log_gamma = _float32(x, x_mean, log_gamma)
-    squared_error = ops.square(x - x_mean)
-    per_element = 0.5 * squared_error * ops.exp(-2.0 * log_gamma) + log_gamma + HALF_LOG_2PI
-    return ops.sum(per_element, axis=_example_axes(x))
+    return ops.sum(_gaussian_nll_elements(x, x_mean, log_gamma), axis=_example_axes(x))
+
+
+def _gaussian_nll_elements(x, x_mean, log_gamma):
+    """(x - x_mean)^2 / (2 gamma^2) + log gamma + 1/2 log(2 pi), element by
+    element (float32 inputs)."""
+    return 0.5 * ops.square(x - x_mean) * ops.exp(-2.0 * log_gamma) + log_gamma + HALF_LOG_2PI
 
 
 def beta_nll_per_example(x, x_mean, log_gamma, beta):
@@ -81,8 +85,7 @@ def beta_nll_per_example(x, x_mean, log_gamma, beta):
         float32 tensor of shape (B,).
     """
     x, x_mean, log_gamma = _float32(x, x_mean, log_gamma)
-    squared_error = ops.square(x - x_mean)
-    per_element = 0.5 * squared_error * ops.exp(-2.0 * log_gamma) + log_gamma + HALF_LOG_2PI
+    per_element = _gaussian_nll_elements(x, x_mean, log_gamma)
     weight = ops.stop_gradient(ops.exp(2.0 * beta * log_gamma))
     return ops.sum(
         ops.broadcast_to(weight, ops.shape(per_element)) * per_element, axis=_example_axes(x)

@@ -127,15 +127,19 @@ def recipe_key(dataset):
     return _SAME_AS.get(base, base)
 
 
+def base_gamma(gamma):
+    """The gamma whose recipe an observation model uses: computed and
+    learned have their own; fixed, mse and pixel use the learned one."""
+    return gamma if gamma in ("computed", "learned") else "learned"
+
+
 def recipe(dataset, gamma):
     """The recipe's differences from the defaults (a fresh dict) for a
     dataset and observation model."""
     if gamma not in GAMMAS:
         raise RecipeError(f"Unknown gamma {gamma!r}; expected one of {', '.join(GAMMAS)}.")
     data.check_name(dataset)
-    key = recipe_key(dataset)
-    base_gamma = gamma if gamma in ("computed", "learned") else "learned"
-    return copy.deepcopy(RECIPES[(key, base_gamma)])
+    return copy.deepcopy(RECIPES[(recipe_key(dataset), base_gamma(gamma))])
 
 
 def resolve(dataset, gamma="computed", overrides=None):
@@ -288,12 +292,11 @@ def fid_protocol(config):
     dataset, gamma = config.get("dataset"), config.get("gamma")
     if not dataset or not gamma:
         return "dai2019"
-    base_gamma = gamma if gamma in ("computed", "learned") else "learned"
     try:
         key = recipe_key(dataset)
     except (AttributeError, TypeError):
         return "dai2019"
-    return FID_PROTOCOLS.get((key, base_gamma), "dai2019")
+    return FID_PROTOCOLS.get((key, base_gamma(gamma)), "dai2019")
 
 
 def zoo_cards():
