@@ -86,6 +86,11 @@ def normalized_error(status, payload, limits):
     return error_body(message, field)
 
 
+def unknown_field(name, fields):
+    """The rejection of a parameter the endpoint does not take."""
+    return Rejection(400, name, f"unknown field; this endpoint takes {', '.join(sorted(fields))}")
+
+
 def check_json(body, fields):
     """A JSON body: an object (or nothing) whose names are in `fields`,
     with finite numbers only. Raises Rejection."""
@@ -99,9 +104,7 @@ def check_json(body, fields):
         raise Rejection(400, "body", "a JSON object of the parameters is expected")
     for name in value:
         if name not in fields:
-            raise Rejection(
-                400, name, f"unknown field; this endpoint takes {', '.join(sorted(fields))}"
-            )
+            raise unknown_field(name, fields)
 
     def finite(item):
         if isinstance(item, float):
@@ -132,9 +135,7 @@ async def check_form(scope, body, fields, file_field):
     try:
         for name in form:
             if name not in fields:
-                raise Rejection(
-                    400, name, f"unknown field; this endpoint takes {', '.join(sorted(fields))}"
-                )
+                raise unknown_field(name, fields)
         for name in form:
             if name != file_field and len(form.getlist(name)) > 1:
                 raise Rejection(400, name, "send this field once")
