@@ -23,6 +23,12 @@ what one device computes (kvae/models.py and kvae/backends use these):
 On JAX a step is one jitted program over global arrays, so these helpers are
 identities there; on TensorFlow they act inside a replica context with more
 than one replica.
+
+Several hosts (`processes`): TensorFlow's MultiWorkerMirroredStrategy from
+TF_CONFIG, JAX's `keras.distribution.initialize()` from the
+KERAS_DISTRIBUTION_* variables; both must start before the backend runs
+anything, which `kvae.training` sees to, and process I > 0 writes its run
+folder to OUT/worker-I (`worker_folder`).
 """
 
 import contextlib
@@ -66,6 +72,19 @@ def strategy_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def multi_worker():
+    """Whether the TensorFlow strategy in scope spans several workers
+    (MultiWorkerMirroredStrategy from TF_CONFIG)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._num_workers > 1  # noqa: SLF001
+    )
+
+
 def global_sum(value):
     """`value` summed over the replicas of the step (an all-reduce on
     TensorFlow under a strategy; itself otherwise). Works on nests."""
@@ -101,8 +120,17 @@ def _multi_host_jax():
         return False
     import jax
 
-    if jax.process_count() == 1:
-        keras.distribution.initialize()
+    # is_initialized, not process_count: asking for the process count
+    # starts XLA, after which JAX refuses to join the cluster
+    if not jax.distributed.is_initialized():
+        try:
+            keras.distribution.initialize()
+        except RuntimeError as error:
+            raise DistributeError(
+                f"{MULTI_HOST_ENV} is set, but JAX has already started ({error}); start the "
+                "multi-host run from `python -m kvae.train` or call "
+                "keras.distribution.initialize() first."
+            ) from error
     return True
 
 
@@ -124,12 +152,18 @@ def local_devices(count=None):
         import tensorflow as tf
 
         if os.environ.get("TF_CONFIG"):
-            raise DistributeError(
-                "TF_CONFIG is set, but kvae does not train multi-worker on TensorFlow: "
-                "MultiWorkerMirroredStrategy issues in-step all-reduces as collectives, "
-                "which kvae's synchronised batch norm and loss terms would have to order "
-                "by hand; use the JAX backend for several hosts."
-            )
+            if count is not None:
+                raise DistributeError(
+                    f"--devices {count}: with TF_CONFIG every worker trains on all of its "
+                    "devices; hide the others with CUDA_VISIBLE_DEVICES."
+                )
+            strategy = start_multi_worker()
+            local = [device.split("/device:")[-1] for device in strategy.extended.worker_devices]
+            return [
+                f"worker {task} {device}"
+                for task in range(strategy.extended._num_workers)  # noqa: SLF001
+                for device in local
+            ]
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         names = [device.name for device in devices]
     else:
@@ -141,6 +175,67 @@ def local_devices(count=None):
             )
         names = names[:count]
     return names
+
+
+_MULTI_WORKER = []
+
+
+def start_multi_worker():
+    """The MultiWorkerMirroredStrategy of a TensorFlow multi-worker run (the
+    cluster and this worker's task from TF_CONFIG), created once. TensorFlow
+    accepts it only before it has run anything, so the training entry
+    points call this first. Its collectives carry ordering tokens, so every
+    worker issues the in-step all-reduces (batch norm's moments, the loss
+    terms) in one order."""
+    if not _MULTI_WORKER:
+        import tensorflow as tf
+
+        try:
+            _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+        except RuntimeError as error:
+            raise DistributeError(
+                f"TF_CONFIG is set, but TensorFlow has already started ({error}); start the "
+                "multi-worker run from `python -m kvae.train` or call "
+                "kvae.distribute.start_multi_worker() first."
+            ) from error
+    return _MULTI_WORKER[0]
+
+
+def processes():
+    """(this process's index, the process count) of a multi-host run: on
+    TensorFlow from TF_CONFIG (the chief, if the cluster names one, is 0,
+    then the workers in order), on JAX from the KERAS_DISTRIBUTION_*
+    variables; (0, 1) otherwise."""
+    import json
+    import os
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        count = int(os.environ.get(MULTI_HOST_ENV, "1"))
+        return int(os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", "0")), max(count, 1)
+    if backend != "tensorflow" or not os.environ.get("TF_CONFIG"):
+        return 0, 1
+    config = json.loads(os.environ["TF_CONFIG"])
+    chiefs = len(config.get("cluster", {}).get("chief", []))
+    workers = chiefs + len(config.get("cluster", {}).get("worker", []))
+    task = config.get("task", {})
+    if task.get("type") not in ("chief", "worker"):
+        raise DistributeError(
+            f"TF_CONFIG task type {task.get('type')!r}: kvae runs chief and worker tasks only."
+        )
+    index = int(task.get("index", 0)) + (chiefs if task["type"] == "worker" else 0)
+    return index, max(workers, 1)
+
+
+def worker_folder(out):
+    """Where this process writes its run folder: `out` on process 0 (the
+    chief) and on a single host; `out/worker-I` on process I > 0 of a
+    multi-host run, which writes the same files (it holds the same
+    weights) without racing the chief for them on a shared disk."""
+    from pathlib import Path
+
+    index, _ = processes()
+    return Path(out) if index == 0 else Path(out) / f"worker-{index}"
 
 
 def check_batch(batch_size, devices):
@@ -171,6 +266,10 @@ def data_parallel(devices=None):
             yield len(names)
         finally:
             keras.distribution.set_distribution(previous)
+    elif processes()[1] > 1:
+        strategy = start_multi_worker()
+        with strategy.scope():
+            yield strategy.num_replicas_in_sync
     else:
         import tensorflow as tf
 

@@ -435,11 +435,12 @@ def train(config, out=None):
         NonFiniteLoss: the loss turned NaN or infinite (the last good epoch
             is kept; exit code 3 in the command).
     """
+    _start_multi_host(config)
     try:
         build_stage1(config)  # an impossible network fails here, before any file
     except ValueError as error:
         raise UsageError(str(error)) from error
-    run = RunFolder(out or default_out(config))
+    run = RunFolder(distribute.worker_folder(out or default_out(config)))
     run.create(config)
     return _run(run, config, run.empty_state())
 
@@ -449,10 +450,11 @@ def resume(out, changes=None, stage2_only=False):
     `changes` a continued run may make (`continued_config`), e.g.
     {"epochs": 10}. `stage2_only` trains stage 2 on a finished (or stopped)
     stage 1, as `--stage 2`. Returns the run folder's Path."""
-    run = RunFolder(out)
+    run = RunFolder(distribute.worker_folder(out))
     saved, state = run.load()
     stage1_done = epochs_done(state, "1") >= saved["epochs"] or stage2_only
     config = continued_config(saved, changes, stage1_done=stage1_done)
+    _start_multi_host(config)
     if stage2_only:
         if not run.checkpoint("1").is_file():
             raise UsageError(f"--stage 2 needs a trained stage 1 in {run.path}")
@@ -478,6 +480,25 @@ def _run(run, config, state):
         run_training(run, config, state)
     print(f"done in {time.time() - started:.0f} s: {run.path}", flush=True)
     return run.path
+
+
+def _start_multi_host(config):
+    """On a multi-host run (TF_CONFIG on TensorFlow, KERAS_DISTRIBUTION_* on
+    JAX), join the cluster before the backend runs anything, which both
+    require; without --distribute data it is a UsageError (every process
+    would train alone)."""
+    try:
+        index, count = distribute.processes()
+        if count <= 1:
+            return
+        if config.get("distribute", "none") != "data":
+            raise UsageError(
+                f"this is process {index} of {count} of a multi-host run (TF_CONFIG or "
+                "KERAS_DISTRIBUTION_*): pass --distribute data"
+            )
+        distribute.local_devices(config.get("devices"))  # joins the cluster
+    except distribute.DistributeError as error:
+        raise UsageError(str(error)) from error
 
 
 @contextlib.contextmanager

@@ -38,6 +38,10 @@ PARALLEL_STEPS = 3
 PARALLEL_CASES = {
     "resnet-computed": (lambda: tiny_resnet("computed", side=8), 8),
     "infogan-learned": (lambda: _infogan("learned"), 8),
+    "resnet-computed-mixed_float16": (
+        lambda: tiny_resnet("computed", side=8, precision="mixed_float16"),
+        8,
+    ),
 }
 """(build, global batch) of the data-parallel equivalence tests."""
 

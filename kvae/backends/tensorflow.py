@@ -6,6 +6,7 @@ terms summed over the replicas (`VAE.global_terms`)."""
 
 import tensorflow as tf
 
+from kvae import distribute
 from kvae.backends import unpack
 
 
@@ -32,13 +33,24 @@ def train_step(model, data):
         terms = model.global_terms(terms)
     # Asperti & Trentin: gamma moves after the step, from this step's MSE.
     model.observation.update_gamma(terms["mse"])
-    return model.update_trackers(terms)
+    return _logs(model.update_trackers(terms))
 
 
 def test_step(model, data):
     x, noise, weights = unpack(data)
     terms = model.compute_terms(x, training=False, noise=noise, weights=weights)
-    return model.update_trackers(model.global_terms(terms))
+    return _logs(model.update_trackers(model.global_terms(terms)))
+
+
+def _logs(logs):
+    """The step's logs as Keras's TF trainer can reduce them. Every replica
+    holds the global values; under MultiWorkerMirroredStrategy Keras 3.15
+    reduces them with strategy.reduce("MEAN", v, axis=0), which fails on a
+    scalar, so there each value is given a length-1 axis (the mean over
+    replicas of equal values is the value)."""
+    if not distribute.multi_worker():
+        return logs
+    return {name: tf.reshape(value, (1,)) for name, value in logs.items()}
 
 
 def loss_and_gradients(model, x, noise=None):
