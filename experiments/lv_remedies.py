@@ -7,7 +7,9 @@ each seed, in these settings:
 - LS-VAE: a learned scalar sigma (`--gamma learned`);
 - LV-VAE: a per-dimension sigma(z) from the decoder (`--gamma pixel`);
 - LV-VAE trained on the beta-NLL objective (Seitzer et al. 2022), beta 0.5
-  and 1 (`--gamma pixel --beta-nll B`).
+  and 1 (`--gamma pixel --beta-nll B`);
+- LV-VAE with a sigma warm-up: one shared sigma for the first 2,000 steps,
+  handed over to sigma(z) over the next 2,000 (`--sigma-warmup 2000`).
 Each run is evaluated with `python -m kvae.evaluate` (ELBO over 10,000
 fresh test points, every constant included). A run is "collapsed" when no
 latent is active, "one lost" when one of the two is inactive (mean posterior
@@ -27,6 +29,7 @@ SETTINGS = {
     "LV-VAE (per-dimension sigma)": ("lv", ["--gamma", "pixel"]),
     "LV-VAE, beta-NLL 0.5": ("lv-beta0.5", ["--gamma", "pixel", "--beta-nll", "0.5"]),
     "LV-VAE, beta-NLL 1": ("lv-beta1", ["--gamma", "pixel", "--beta-nll", "1"]),
+    "LV-VAE, sigma warm-up 2000": ("lv-warm2000", ["--gamma", "pixel", "--sigma-warmup", "2000"]),
 }
 
 

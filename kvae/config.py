@@ -135,6 +135,13 @@ class RunConfig:
         "(Seitzer et al. 2022; 0, the default, is the paper's NLL)",
         type=cli.non_negative_float,
     )
+    sigma_warmup: int = option(
+        0,
+        "--gamma pixel only: share one sigma over all pixels for this many training steps, "
+        "then hand over to the per-pixel sigma over as many more (0, the default, is the "
+        "paper's LV-VAE; a deviation, see the README)",
+        type=cli.non_negative_int,
+    )
 
 
 FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig))

@@ -92,6 +92,35 @@ def beta_nll_per_example(x, x_mean, log_gamma, beta):
     )
 
 
+def sigma_warmup_weight(step, warmup_steps):
+    """How far the per-pixel sigma of the sigma warm-up has taken over
+    (`pooled_log_sigma`), at training step `step` (0-based):
+
+        a = clip(step / W - 1, 0, 1),
+
+    0 for the first W = `warmup_steps` steps (one shared sigma), then rising
+    linearly to 1 over the next W (each pixel its own). An opt-in deviation
+    of kvae's (issue 17), not from a paper.
+    """
+    step = ops.cast(step, "float32")
+    return ops.clip(step / float(warmup_steps) - 1.0, 0.0, 1.0)
+
+
+def pooled_log_sigma(log_sigma, pooled, weight):
+    """The decoder's per-pixel log sigma drawn towards one shared value:
+
+        log gamma_i = pooled + a (log sigma_i(z) - pooled),
+
+    `pooled` the mean of log sigma_i(z) over the pixels and the batch (so
+    that at a = 0 the model is the LS-VAE's, one learned scalar sigma, with
+    the gradient reaching the decoder's sigma head through the mean), a the
+    weight of `sigma_warmup_weight`. At a = 1 it is log sigma_i(z), the
+    LV-VAE of Berger & Sebag 2020, Eq. (11).
+    """
+    log_sigma, pooled, weight = _float32(log_sigma, pooled, weight)
+    return pooled + weight * (log_sigma - pooled)
+
+
 def gaussian_nll(x, x_mean, log_gamma):
     """The reconstruction term of the loss: the mean over the batch of
     `gaussian_nll_per_example` (sum over pixels, mean over the batch, as

@@ -62,6 +62,10 @@ class VAE(keras.Model):
         beta_nll: 0 (default, the paper's NLL) or a beta in (0, 1], only for
             gamma="pixel": train on the beta-NLL objective (Seitzer et al.
             2022; see `kvae.observation.PixelGamma`).
+        sigma_warmup: 0 (default, the paper's model) or a number of steps,
+            only for gamma="pixel": one shared sigma for that many steps,
+            handed over to the per-pixel sigma over as many more (see
+            `kvae.observation.PixelGamma`).
         seed: int or None, seeds the sampling of z in training.
 
     Example:
@@ -93,6 +97,7 @@ class VAE(keras.Model):
         min_sigma=None,
         seed=None,
         beta_nll=0.0,
+        sigma_warmup=0,
         **kwargs,
     ):
         saved_dtype = kwargs.pop("dtype", None)  # present when loading
@@ -124,10 +129,11 @@ class VAE(keras.Model):
         self.seed = seed
 
         self.observation = observation.get(
-            self.gamma_mode, self.sigma, min_sigma, beta_nll=beta_nll
+            self.gamma_mode, self.sigma, min_sigma, beta_nll=beta_nll, sigma_warmup=sigma_warmup
         )
         self.min_sigma = getattr(self.observation, "min_sigma", None)  # validated by get
         self.beta_nll = getattr(self.observation, "beta_nll", 0.0)
+        self.sigma_warmup = getattr(self.observation, "sigma_warmup", 0)
         self.encoder, self.decoder = networks.build(
             net,
             data_shape,
@@ -158,6 +164,7 @@ class VAE(keras.Model):
             "sigma": self.sigma,
             "min_sigma": self.min_sigma,
             "beta_nll": self.beta_nll,
+            "sigma_warmup": self.sigma_warmup,
             "kl_weight": self.kl_weight,
             "precision": self.precision,
             "seed": self.seed,
@@ -205,14 +212,21 @@ class VAE(keras.Model):
         """z -> mean of p(x|z); for gamma="pixel", (mean, log_sigma)."""
         return self.decoder(z, training=training)
 
-    def decode_distribution(self, z, training=False):
+    def decode_distribution(self, z, training=False, weights=None, count=None):
         """p(x|z) = N(x_mean, gamma^2): (x_mean, log_gamma), float32; log_gamma
-        is a scalar, or per pixel for gamma="pixel" (floored at min_sigma)."""
+        is a scalar, or per pixel for gamma="pixel" (floored at min_sigma).
+        `weights` (B,) and `count` (their global sum), given by the train
+        and test steps, make the sigma warm-up share the global batch's
+        mean log sigma, as on one device."""
         decoded = self.decode(z, training=training)
-        if self.observation.pixel:
-            x_mean, pixel_log_sigma = decoded
-            return x_mean, self.observation.log_gamma(pixel_log_sigma)
-        return decoded, self.observation.log_gamma()
+        if not self.observation.pixel:
+            return decoded, self.observation.log_gamma()
+        x_mean, pixel_log_sigma = decoded
+        pooled = None
+        if self.sigma_warmup and weights is not None:
+            per_example = losses.mean_per_example(pixel_log_sigma, x_mean)
+            pooled = distribute.global_sum(losses.weighted_share(per_example, weights, count))
+        return x_mean, self.observation.log_gamma(pixel_log_sigma, pooled)
 
     def sample_posterior(self, mu, log_sigma, noise=None):
         """z = mu + sigma * eps in the train step (`losses.gaussian_sample`);
@@ -252,7 +266,6 @@ class VAE(keras.Model):
         x = ops.cast(x, "float32")
         mu, log_sigma = self.encode(x, training=training)
         z = self.sample_posterior(mu, log_sigma, noise=noise)
-        x_mean, log_gamma = self.decode_distribution(z, training=training)
         if weights is None:  # every example counts: the global count is known
             local = ops.shape(x)[0]
             weights = ops.ones((local,), "float32")
@@ -260,6 +273,7 @@ class VAE(keras.Model):
         else:
             weights = ops.cast(weights, "float32")
             count = distribute.global_sum(ops.sum(weights))
+        x_mean, log_gamma = self.decode_distribution(z, training, weights, count)
 
         def share(per_example):
             return losses.weighted_share(per_example, weights, count)

@@ -10,7 +10,8 @@ One layer per mode; the mode names are also the CLI values and recipe keys:
   sigma^2 = 1/2, under which the NLL is the plain summed squared error plus
   a constant.
 - `pixel`: the decoder outputs a log sigma per pixel (LV-VAE), optionally
-  floored at `min_sigma` (off by default; see `PixelGamma`).
+  floored at `min_sigma`, trained on beta-NLL, or shared at the start
+  (`sigma_warmup`); all three off by default (see `PixelGamma`).
 
 Each layer answers `log_gamma(pixel_log_sigma)` and `update_gamma(mse)`,
 which the train steps call after the optimizer step.
@@ -196,25 +197,73 @@ class PixelGamma(Observation):
             exp(-2 log sigma) overflows. The floor is a deliberate deviation
             that bounds it; below the floor the decoder's log sigma gets no
             gradient.
+        sigma_warmup: 0 (the paper's model) or a number of steps W: for the
+            first W training steps every pixel of every example shares one
+            sigma, the mean of the decoder's log sigma (an LS-VAE), which
+            then hands over linearly to the per-pixel sigma(z) over the next
+            W steps (`losses.pooled_log_sigma`). The count of steps taken is
+            a non-trainable weight, so a resumed run goes on where it
+            stopped. An opt-in deviation (issue 17): it lets the means find
+            the data before sigma(z) can explain a residual away.
     """
 
     pixel = True
 
-    def __init__(self, min_sigma=None, beta_nll=0.0, **kwargs):
+    def __init__(self, min_sigma=None, beta_nll=0.0, sigma_warmup=0, **kwargs):
         super().__init__(**kwargs)
         self.min_sigma = check_min_sigma(min_sigma)
         self.beta_nll = check_beta_nll(beta_nll)
+        self.sigma_warmup = check_sigma_warmup(sigma_warmup)
+        if self.sigma_warmup:  # the default model keeps its weights list
+            self.warmup_step = self.add_weight(
+                name="sigma_warmup_step", shape=(), initializer="zeros", trainable=False
+            )
 
-    def log_gamma(self, pixel_log_sigma=None):
+    def log_gamma(self, pixel_log_sigma=None, pooled=None):
+        """log gamma_i; `pooled`, for the warm-up, is the mean log sigma of
+        the global batch (`VAE.decode_distribution` passes it in training);
+        without it the mean over the given batch is used."""
         if pixel_log_sigma is None:
             raise ValueError("gamma='pixel' needs the decoder's log sigma.")
         log_gamma = ops.cast(pixel_log_sigma, "float32")
+        if self.sigma_warmup:
+            if pooled is None:
+                pooled = ops.mean(log_gamma)
+            weight = losses.sigma_warmup_weight(self.warmup_step, self.sigma_warmup)
+            log_gamma = losses.pooled_log_sigma(log_gamma, pooled, weight)
         if self.min_sigma is None:
             return log_gamma
         return ops.maximum(log_gamma, math.log(self.min_sigma))
 
+    def update_gamma(self, mse):
+        if self.sigma_warmup:
+            self.warmup_step.assign(self.warmup_step + 1.0)
+
     def get_config(self):
-        return {**super().get_config(), "min_sigma": self.min_sigma, "beta_nll": self.beta_nll}
+        return {
+            **super().get_config(),
+            "min_sigma": self.min_sigma,
+            "beta_nll": self.beta_nll,
+            "sigma_warmup": self.sigma_warmup,
+        }
+
+
+def check_sigma_warmup(sigma_warmup, gamma="pixel"):
+    """Validate the sigma warm-up: 0 (off) for any gamma, else a whole
+    number of steps > 0 with gamma 'pixel'. Returns it as an int."""
+    if sigma_warmup in (None, 0):
+        return 0
+    if isinstance(sigma_warmup, bool) or int(sigma_warmup) != sigma_warmup or sigma_warmup < 0:
+        raise ValueError(
+            f"sigma_warmup must be a whole number of steps >= 0. "
+            f"Received: sigma_warmup={sigma_warmup!r}"
+        )
+    if gamma != "pixel":
+        raise ValueError(
+            f"sigma_warmup shares the per-pixel sigma of gamma='pixel' at the start; "
+            f"gamma={gamma!r} does not take it. Received: sigma_warmup={sigma_warmup!r}"
+        )
+    return int(sigma_warmup)
 
 
 def check_beta_nll(beta_nll, gamma="pixel"):
@@ -259,14 +308,15 @@ _OBSERVATIONS = {
 }
 
 
-def get(gamma, sigma=None, min_sigma=None, name="observation", beta_nll=0.0):
+def get(gamma, sigma=None, min_sigma=None, name="observation", beta_nll=0.0, sigma_warmup=0):
     """The observation layer for a gamma mode (see `GAMMA_MODES`);
-    `min_sigma` and `beta_nll` only with 'pixel'."""
+    `min_sigma`, `beta_nll` and `sigma_warmup` only with 'pixel'."""
     gamma, sigma = resolve_gamma(gamma, sigma)
     check_min_sigma(min_sigma, gamma)
     check_beta_nll(beta_nll, gamma)
+    check_sigma_warmup(sigma_warmup, gamma)
     if gamma == "fixed":
         return FixedGamma(sigma, name=name)
     if gamma == "pixel":
-        return PixelGamma(min_sigma, beta_nll, name=name)
+        return PixelGamma(min_sigma, beta_nll, sigma_warmup, name=name)
     return _OBSERVATIONS[gamma](name=name)

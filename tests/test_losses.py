@@ -207,3 +207,73 @@ def test_beta_nll_changes_the_objective_only_and_only_when_asked():
         kvae.VAE((6,), 2, net="mlp", gamma="learned", beta_nll=0.5)
     with pytest.raises(ValueError, match="beta_nll"):
         pixel_vae(beta_nll=1.5)
+
+
+# -- the sigma warm-up (issue 17, opt-in for gamma="pixel") --------------------------------------
+
+
+def test_sigma_warmup_weight_and_pooling_follow_their_formulas():
+    """a = clip(step / W - 1, 0, 1); log gamma_i = m + a (log sigma_i - m)."""
+    steps = np.array([0, 1, 4, 5, 6, 8, 9, 100])
+    expected = np.clip(steps / 4.0 - 1.0, 0.0, 1.0)
+    got = [float(ops.convert_to_numpy(losses.sigma_warmup_weight(s, 4))) for s in steps]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-7)
+    log_sigma = np.random.default_rng(3).normal(size=(4, 6)).astype("float32")
+    pooled = log_sigma.mean()
+    for weight in (0.0, 0.25, 1.0):
+        got = ops.convert_to_numpy(losses.pooled_log_sigma(log_sigma, pooled, weight))
+        np.testing.assert_allclose(got, pooled + weight * (log_sigma - pooled), rtol=1e-6)
+
+
+def test_sigma_warmup_shares_sigma_then_hands_over_and_resumes(tmp_path):
+    """Trained with fit, the warm-up model's step count is the optimizer's;
+    its NLL is the Gaussian NLL (NumPy) under the pooled-then-blended log
+    sigma of the decoder's own outputs; it survives a .keras round trip;
+    the default model's weights list does not change."""
+    import keras
+
+    import kvae
+
+    def pixel_vae(**options):
+        return kvae.VAE(
+            (6,),
+            2,
+            net="mlp",
+            net_config={"width": 8, "num_blocks": 1},
+            gamma="pixel",
+            seed=1,
+            **options,
+        )
+
+    warm, plain = pixel_vae(sigma_warmup=4), pixel_vae()
+    assert len(warm.weights) == len(plain.weights) + 1  # only the step count is new
+    rng = np.random.default_rng(1)
+    x = rng.random((5, 6)).astype("float32")
+    noise = rng.normal(size=(5, 2)).astype("float32")
+    data = rng.random((60, 6)).astype("float32")
+
+    def nll_from_numpy(model, step):
+        z = ops.convert_to_numpy(losses.gaussian_sample(*model.encode(x), noise))
+        x_mean, log_sigma = (ops.convert_to_numpy(t).astype(np.float64) for t in model.decode(z))
+        weight = np.clip(step / 4.0 - 1.0, 0.0, 1.0)
+        log_gamma = log_sigma.mean() + weight * (log_sigma - log_sigma.mean())
+        elements = (x - x_mean) ** 2 / (2 * np.exp(2 * log_gamma)) + log_gamma
+        return (elements + 0.5 * np.log(2 * np.pi)).sum(axis=1).mean()
+
+    warm.compile(optimizer=keras.optimizers.Adam(1e-3))
+    for steps in (0, 2, 6, 10):  # a = 0, 0, 0.5, 1 after these many steps in all
+        if steps:
+            done = int(warm.optimizer.iterations)
+            warm.fit(data[: 6 * (steps - done)], batch_size=6, epochs=1, verbose=0, shuffle=False)
+        assert float(ops.convert_to_numpy(warm.observation.warmup_step)) == steps
+        recon = float(ops.convert_to_numpy(warm.compute_terms(x, noise=noise)["recon"]))
+        assert recon == pytest.approx(nll_from_numpy(warm, steps), rel=1e-5)
+    path = tmp_path / "warm.keras"
+    warm.save(path)
+    loaded = kvae.load(path)
+    assert loaded.sigma_warmup == 4
+    assert float(ops.convert_to_numpy(loaded.observation.warmup_step)) == 10
+    with pytest.raises(ValueError, match="sigma_warmup"):
+        kvae.VAE((6,), 2, net="mlp", gamma="learned", sigma_warmup=3)
+    with pytest.raises(ValueError, match="sigma_warmup"):
+        pixel_vae(sigma_warmup=2.5)

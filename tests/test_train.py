@@ -138,6 +138,13 @@ def test_recipe_overrides_and_derived_values():
         recipes.RecipeError, match="min_sigma is a floor on the per-pixel sigma of gamma=.pixel."
     ):
         recipes.resolve("mnist", "learned", {"min_sigma": 0.01})
+    # the per-pixel sigma on the 2-D manifold warms up (issue 17); nothing else does
+    assert recipes.resolve("manifold2d", "pixel")["sigma_warmup"] == 2000
+    assert recipes.resolve("manifold2d", "pixel", {"sigma_warmup": 0})["sigma_warmup"] == 0
+    for dataset, gamma in (("manifold2d", "learned"), ("sphere", "pixel"), ("mnist", "pixel")):
+        assert recipes.resolve(dataset, gamma)["sigma_warmup"] == 0
+    with pytest.raises(recipes.RecipeError, match="sigma_warmup shares the per-pixel sigma"):
+        recipes.resolve("manifold2d", "learned", {"sigma_warmup": 10})
 
 
 def test_learning_rate_schedule_is_the_originals_step_decay():
@@ -553,6 +560,7 @@ def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
         "devices": None,
         "steps_per_execution": 1,
         "beta_nll": 0.0,
+        "sigma_warmup": 0,
     } == config
     rows = read_rows(run_dir)
     # in training order: the old run's two epochs, then the two resumed ones
@@ -603,7 +611,7 @@ CONFIG_JSON_KEYS = (
 )
 """config.json's keys before kvae.config existed, written out again here."""
 
-NEW_KEYS = ("distribute", "devices", "steps_per_execution", "beta_nll")
+NEW_KEYS = ("distribute", "devices", "steps_per_execution", "beta_nll", "sigma_warmup")
 """Keys added since (issues 14 and 17); an old config.json gets their defaults."""
 
 
@@ -672,3 +680,4 @@ def test_results_do_not_depend_on_steps_per_execution(tmp_path):
         10,
     ]
     assert training.steps_per_call(16, 1627) == 1  # a prime epoch (CelebA's 162,770 / 100)
+
