@@ -1,28 +1,42 @@
-"""Training-step throughput of kvae beside a minimal hand-written step.
+"""Training-step throughput of kvae beside a hand-written step on the same
+networks, on the backend it runs on.
 
     python benchmarks/train_throughput.py [--configs celeba,fashion_mnist]
-        [--precisions float32,mixed_float16] [--backends tensorflow,jax]
-        [--steps 20] [--warmup 3] [--celeba-batch 100]
+        [--batches 64,100] [--precisions float32,mixed_bfloat16]
+        [--backends tensorflow,jax] [--steps 32] [--rounds 5] [--warmup 3]
+        [--steps-per-execution 1] [--peak-tflops 989]
 
 For each network configuration (the CelebA recipe's ResNet, the
-Fashion-MNIST recipe's InfoGAN net) and precision it measures images per
-second of:
-  - `tf.function` baseline: a minimal hand-written TensorFlow step on the
-    same encoder and decoder (sampled z, Gaussian NLL with a learned scalar
-    gamma, KL, Adam), XLA off and on;
-  - kvae on TensorFlow: `VAE.fit` with the custom train_step (computed gamma,
-    all metrics), XLA off and on; timed as the difference between a 2N-step
-    and an N-step epoch, which removes fit's fixed cost per call;
-  - kvae on JAX: `VAE.fit` with the JAX train_step (always XLA-compiled).
+Fashion-MNIST recipe's InfoGAN-like net), batch size and precision it
+measures images per second of:
+  - the hand-written baseline of the backend: on TensorFlow a `tf.function`
+    step (XLA off and on), on JAX a `jax.jit` step built from the networks'
+    `stateless_call` with Adam written out in jax.numpy. Both sample z, take
+    the Gaussian NLL with a learned scalar gamma and the KL, and apply Adam;
+  - kvae: `VAE.fit` with its custom train_step (computed gamma, all
+    metrics); XLA off and on on TensorFlow, always on on JAX.
+A round times N steps: the baseline runs N steps then waits for the device;
+kvae's round is the difference between a 2N-step and an N-step `fit`, which
+removes fit's fixed cost per call. The table gives the median of --rounds
+rounds and their spread (min-max): a single round can hiccup.
+
+FLOP: the analytic count of the networks' convolutions and dense layers
+(2 x multiply-adds per image, encoder and decoder forward), times 3 for a
+training step (forward, and a backward pass of about twice the forward).
+With --peak-tflops (the device's peak for the precision used, from its data
+sheet) the table adds MFU = achieved FLOP/s / peak.
+
 Each backend runs in its own process (Keras fixes the backend per process);
-all rows come from one run of this script, on synthetic data held in memory.
-The figure of merit is the ratio kvae / baseline with the same XLA setting
-(the JAX rows are compared with the XLA baseline). Prints a Markdown table.
+`--backends jax` needs no TensorFlow (for machines that have JAX only). All
+rows come from one run, on synthetic data held in memory. The figure of
+merit is kvae / baseline on the same backend and XLA setting.
 """
 
 import argparse
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -43,26 +57,81 @@ CONFIGS = {
         "net_config": {},
     },
 }
+"""The recipes' stage-1 networks; batch_size is the recipe's (the default
+of --batches)."""
 
 
-def images(config, count, seed=0):
+def images(shape, count, seed=0):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    return rng.random((count, *config["shape"]), dtype=np.float32)
+    return rng.random((count, *shape), dtype=np.float32)
 
 
-def time_steps(run_one, steps, warmup):
-    """Seconds per step of `run_one()` after `warmup` calls (compilation)."""
-    for _ in range(warmup):
-        run_one()
-    started = time.perf_counter()
-    for _ in range(steps):
-        run_one()
-    return (time.perf_counter() - started) / steps
+# -- analytic FLOP count ------------------------------------------------------------
 
 
-def kvae_step_time(config, precision, jit_compile, steps, warmup):
+def _layers(model):
+    """Every layer of a functional model, nested models opened."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+        else:
+            yield layer
+
+
+def _kernel(layer):
+    for weight in layer.weights:
+        if weight.path.split("/")[-1] == "kernel":
+            return tuple(weight.shape)
+    return None
+
+
+def forward_flops(model):
+    """2 x the multiply-adds of one example's forward pass through the
+    convolutions (Conv2D: output pixels x kh x kw x c_in x c_out;
+    Conv2DTranspose: input pixels x kh x kw x c_in x c_out) and dense
+    layers (inputs x outputs per position); batch norm, activations and
+    the rest are not counted."""
+    total = 0
+    for layer in _layers(model):
+        kernel = _kernel(layer)
+        if kernel is None:
+            continue
+        name = type(layer).__name__
+        if len(kernel) == 4 and "Transpose" in name:  # (kh, kw, c_out, c_in)
+            height, width = layer.input.shape[1:3]
+            total += height * width * math.prod(kernel)
+        elif len(kernel) == 4:  # (kh, kw, c_in, c_out)
+            height, width = layer.output.shape[1:3]
+            total += height * width * math.prod(kernel)
+        elif len(kernel) == 2:  # (inputs, outputs)
+            positions = math.prod(layer.input.shape[1:-1])
+            total += positions * math.prod(kernel)
+    return 2 * total
+
+
+def step_flops_per_image(config):
+    from kvae import networks
+
+    encoder, decoder = networks.build(
+        config["net"], config["shape"], config["latent_dim"], net_config=config["net_config"]
+    )
+    return 3 * (forward_flops(encoder) + forward_flops(decoder))
+
+
+# -- timing ---------------------------------------------------------------------------
+
+
+def rounds_of(run_round, rounds, steps):
+    """Seconds per step of `rounds` calls of `run_round()` (each returning
+    the seconds of `steps` steps)."""
+    return [run_round() / steps for _ in range(rounds)]
+
+
+def kvae_step_times(config, batch, precision, jit_compile, args):
     import keras
 
     import kvae
@@ -76,46 +145,53 @@ def kvae_step_time(config, precision, jit_compile, steps, warmup):
         gamma="computed",
         precision=precision,
     )
-    model.compile(optimizer=kvae.models.adam(1e-4), jit_compile=jit_compile)
-    size = config["batch_size"]
-    data = images(config, size * max(2 * steps, warmup))
+    model.compile(
+        optimizer=kvae.models.adam(1e-4),
+        jit_compile=jit_compile,
+        steps_per_execution=args.steps_per_execution,
+    )
+    steps = args.steps
+    data = images(config["shape"], batch * max(2 * steps, args.warmup))
 
     def fit(count):
         started = time.perf_counter()
-        model.fit(data[: size * count], batch_size=size, epochs=1, verbose=0, shuffle=False)
+        model.fit(data[: batch * count], batch_size=batch, epochs=1, verbose=0, shuffle=False)
         return time.perf_counter() - started
 
-    fit(warmup)  # compiles the train function
+    fit(args.warmup)  # compiles the train function
     # fit() has a fixed cost per call (iterator, callbacks); the difference of
     # a 2N-step and an N-step epoch leaves the N steps of the training loop.
-    return (fit(2 * steps) - fit(steps)) / steps
+    return rounds_of(lambda: fit(2 * steps) - fit(steps), args.rounds, steps)
 
 
-def baseline_step_time(config, precision, jit_compile, steps, warmup):
-    """The minimal hand-written tf.function step on the same networks."""
+def _build_networks(config, precision):
     import keras
-    import tensorflow as tf
 
     from kvae import networks
 
     keras.utils.set_random_seed(0)
-    policy = keras.dtype_policies.DTypePolicy(precision)
-    encoder, decoder = networks.build(
+    return networks.build(
         config["net"],
         config["shape"],
         config["latent_dim"],
-        dtype=policy,
+        dtype=keras.dtype_policies.DTypePolicy(precision),
         net_config=config["net_config"],
     )
+
+
+def tf_baseline_step_times(config, batch, precision, jit_compile, args):
+    """The minimal hand-written tf.function step on the same networks."""
+    import keras
+    import tensorflow as tf
+
+    encoder, decoder = _build_networks(config, precision)
     log_gamma = tf.Variable(0.0)
     variables = encoder.trainable_variables + decoder.trainable_variables + [log_gamma]
-    optimizer = keras.optimizers.Adam(
-        1e-4, epsilon=1e-8
-    )  # written out: the baseline is independent
+    optimizer = keras.optimizers.Adam(1e-4, epsilon=1e-8)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(variables)
-    pixels = float(tf.reduce_prod(config["shape"]))
+    pixels = float(math.prod(config["shape"]))
 
     @tf.function(jit_compile=jit_compile)
     def step(x):
@@ -133,12 +209,77 @@ def baseline_step_time(config, precision, jit_compile, steps, warmup):
         optimizer.apply(tape.gradient(scaled, variables), variables)
         return loss
 
-    batch = tf.constant(images(config, config["batch_size"]))
+    x = tf.constant(images(config["shape"], batch))
 
-    def run_one():
-        step(batch).numpy()
+    def run_round(steps):
+        started = time.perf_counter()
+        for _ in range(steps):
+            loss = step(x)
+        loss.numpy()
+        return time.perf_counter() - started
 
-    return time_steps(run_one, steps, warmup)
+    run_round(args.warmup)
+    return rounds_of(lambda: run_round(args.steps), args.rounds, args.steps)
+
+
+def jax_baseline_step_times(config, batch, precision, jit_compile, args):
+    """A hand-written jitted JAX step on the same networks: stateless_call,
+    the same loss as the TF baseline, Adam (Kingma & Ba, Alg. 1; epsilon
+    1e-8 as TF1) in jax.numpy, buffers donated."""
+    import jax
+    import jax.numpy as jnp
+
+    encoder, decoder = _build_networks(config, precision)
+    pixels = float(math.prod(config["shape"]))
+    split = len(encoder.trainable_variables)
+    params = [v.value for v in encoder.trainable_variables + decoder.trainable_variables]
+    params.append(jnp.zeros((), jnp.float32))  # log gamma
+    state = (
+        [v.value for v in encoder.non_trainable_variables],
+        [v.value for v in decoder.non_trainable_variables],
+    )
+
+    def loss_fn(params, state, x, key):
+        (mu, log_sigma), encoder_state = encoder.stateless_call(
+            params[:split], state[0], x, training=True
+        )
+        mu, log_sigma = mu.astype(jnp.float32), log_sigma.astype(jnp.float32)
+        z = mu + jnp.exp(log_sigma) * jax.random.normal(key, mu.shape)
+        x_mean, decoder_state = decoder.stateless_call(params[split:-1], state[1], z, training=True)
+        log_gamma = params[-1]
+        squared = jnp.sum(jnp.square(x - x_mean.astype(jnp.float32)), axis=(1, 2, 3))
+        recon = squared / (2.0 * jnp.exp(2.0 * log_gamma)) + pixels * log_gamma
+        kl = 0.5 * jnp.sum(jnp.square(mu) + jnp.exp(2 * log_sigma) - 2 * log_sigma - 1, axis=1)
+        return jnp.mean(recon + kl), (encoder_state, decoder_state)
+
+    def step(params, moments, state, count, x, key):
+        (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state, x, key)
+        count = count + 1
+        first, second = moments
+        first = [0.9 * m + 0.1 * g for m, g in zip(first, grads)]
+        second = [0.999 * v + 0.001 * jnp.square(g) for v, g in zip(second, grads)]
+        rate = 1e-4 * jnp.sqrt(1 - 0.999**count) / (1 - 0.9**count)
+        params = [p - rate * m / (jnp.sqrt(v) + 1e-8) for p, m, v in zip(params, first, second)]
+        return params, (first, second), state, count, loss
+
+    step = jax.jit(step, donate_argnums=(0, 1, 2))
+    moments = ([jnp.zeros_like(p) for p in params], [jnp.zeros_like(p) for p in params])
+    count = jnp.zeros((), jnp.float32)
+    x = jnp.asarray(images(config["shape"], batch))
+    keys = jax.random.split(jax.random.PRNGKey(0), max(args.steps, args.warmup))
+    carry = (params, moments, state, count)
+
+    def run_round(steps):
+        nonlocal carry
+        started = time.perf_counter()
+        for index in range(steps):
+            *outputs, loss = step(*carry, x, keys[index])
+            carry = tuple(outputs)
+        jax.block_until_ready(loss)
+        return time.perf_counter() - started
+
+    run_round(args.warmup)
+    return rounds_of(lambda: run_round(args.steps), args.rounds, args.steps)
 
 
 def worker(args):
@@ -149,57 +290,89 @@ def worker(args):
 
     backend = keras.backend.backend()
     device = cli.device_name()
+    baseline = {"tensorflow": tf_baseline_step_times, "jax": jax_baseline_step_times}[backend]
     for name in args.configs:
-        config = dict(CONFIGS[name])
-        if name == "celeba":
-            config["batch_size"] = args.celeba_batch
-        for precision in args.precisions:
-            settings = [True] if backend == "jax" else [False, True]
-            for jit_compile in settings:
-                rows = [("kvae", kvae_step_time)]
-                if backend == "tensorflow":
-                    rows.insert(0, ("tf.function baseline", baseline_step_time))
-                for label, measure in rows:
-                    seconds = measure(config, precision, jit_compile, args.steps, args.warmup)
-                    print(
-                        json.dumps(
-                            {
-                                "config": name,
-                                "batch": config["batch_size"],
-                                "precision": precision,
-                                "backend": backend,
-                                "xla": jit_compile,
-                                "step": label,
-                                "images_per_s": config["batch_size"] / seconds,
-                                "device": device,
-                            }
-                        ),
-                        flush=True,
-                    )
+        config = CONFIGS[name]
+        flops = step_flops_per_image(config)
+        for batch in args.batches or [config["batch_size"]]:
+            for precision in args.precisions:
+                for jit_compile in [True] if backend == "jax" else [False, True]:
+                    for label, measure in (("baseline", baseline), ("kvae", kvae_step_times)):
+                        seconds = measure(config, batch, precision, jit_compile, args)
+                        row = {
+                            "config": name,
+                            "batch": batch,
+                            "precision": precision,
+                            "backend": backend,
+                            "xla": jit_compile,
+                            "step": label,
+                            "seconds": seconds,
+                            "flops_per_image": flops,
+                            "device": device,
+                        }
+                        print(json.dumps(row), flush=True)
 
 
-def table(rows):
-    baseline = {
-        (r["config"], r["precision"], r["xla"]): r["images_per_s"]
-        for r in rows
-        if r["step"] == "tf.function baseline"
+# -- the table ------------------------------------------------------------------------
+
+
+def summarise(row, peak_tflops=None):
+    """Median images/s, its spread over rounds, and the FLOP rate of a row."""
+    rates = sorted(row["batch"] / seconds for seconds in row["seconds"])
+    median = statistics.median(rates)
+    achieved = median * row["flops_per_image"] / 1e12
+    return {
+        "images_per_s": median,
+        "spread": f"{rates[0]:,.0f}-{rates[-1]:,.0f}",
+        "ms_per_step": 1e3 * row["batch"] / median,
+        "tflops": achieved,
+        "mfu": f"{achieved / peak_tflops:.1%}" if peak_tflops else "",
     }
-    lines = [
-        "| config | batch | precision | backend | XLA | step | images/s | kvae / baseline |",
-        "|---|---|---|---|---|---|---|---|",
+
+
+def table(rows, peak_tflops=None):
+    summaries = [summarise(row, peak_tflops) for row in rows]
+    baseline = {
+        (r["config"], r["batch"], r["precision"], r["backend"], r["xla"]): s["images_per_s"]
+        for r, s in zip(rows, summaries)
+        if r["step"] == "baseline"
+    }
+    header = [
+        "config",
+        "batch",
+        "precision",
+        "backend",
+        "XLA",
+        "step",
+        "images/s (median)",
+        "spread",
+        "ms/step",
+        "GFLOP/image",
+        "TFLOP/s",
+        "MFU",
+        "kvae / baseline",
     ]
-    for r in rows:
-        reference = baseline.get((r["config"], r["precision"], r["xla"]))
-        ratio = (
-            ""
-            if r["step"] != "kvae"
-            else (f"{r['images_per_s'] / reference:.2f}" if reference else "n/a (no TF baseline)")
-        )
-        lines.append(
-            f"| {r['config']} | {r['batch']} | {r['precision']} | {r['backend']} | "
-            f"{'on' if r['xla'] else 'off'} | {r['step']} | {r['images_per_s']:.1f} | "
-            f"{ratio} |"
-        )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r, s in zip(rows, summaries):
+        key = (r["config"], r["batch"], r["precision"], r["backend"], r["xla"])
+        ratio = f"{s['images_per_s'] / baseline[key]:.2f}" if r["step"] == "kvae" else ""
+        label = "kvae fit" if r["step"] == "kvae" else f"hand-written {r['backend']} step"
+        cells = [
+            r["config"],
+            r["batch"],
+            r["precision"],
+            r["backend"],
+            "on" if r["xla"] else "off",
+            label,
+            f"{s['images_per_s']:,.1f}",
+            s["spread"],
+            f"{s['ms_per_step']:.2f}",
+            f"{r['flops_per_image'] / 1e9:.3f}",
+            f"{s['tflops']:.3f}",
+            s["mfu"],
+            ratio,
+        ]
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     return "\n".join(lines)
 
 
@@ -208,15 +381,23 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--configs", default="celeba,fashion_mnist")
-    parser.add_argument("--precisions", default="float32,mixed_float16")
+    parser.add_argument(
+        "--batches", default="", help="comma-separated batch sizes (default: each recipe's)"
+    )
+    parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--backends", default="tensorflow,jax")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--celeba-batch", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=32, help="steps N of a timed round")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (median reported)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps (compilation)")
+    parser.add_argument("--steps-per-execution", type=int, default=1, help="kvae rows' fit")
+    parser.add_argument(
+        "--peak-tflops", type=float, help="the device's peak TFLOP/s at this precision (MFU)"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.configs = args.configs.split(",")
     args.precisions = args.precisions.split(",")
+    args.batches = [int(b) for b in args.batches.split(",") if b]
     for name in args.configs:
         if name not in CONFIGS:
             parser.error(f"unknown config {name!r}; expected {', '.join(CONFIGS)}")
@@ -235,11 +416,14 @@ def main():
         )
         if result.returncode != 0:
             print(f"{backend}: failed\n{result.stderr[-2000:]}", file=sys.stderr)
-            continue
         rows += [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     devices = sorted({f"{row['backend']}: {row['device']}" for row in rows})
-    print(f"devices: {'; '.join(devices)}; steps timed: {args.steps} after {args.warmup} warm-up")
-    print(table(rows))
+    print(
+        f"devices: {'; '.join(devices)}; {args.rounds} rounds of {args.steps} steps after "
+        f"{args.warmup} warm-up; kvae steps per execution {args.steps_per_execution}; "
+        f"peak {args.peak_tflops or 'not given'} TFLOP/s"
+    )
+    print(table(rows, args.peak_tflops))
 
 
 if __name__ == "__main__":

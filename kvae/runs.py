@@ -11,6 +11,7 @@ any moment resumes from its last finished epoch.
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 from kvae import cli
@@ -49,6 +50,19 @@ def default_out(config):
     """The default run folder of a configuration: runs/DATASET-GAMMA."""
     dataset = config["dataset"].replace(":", "-").replace("/", "_")
     return Path("runs") / f"{dataset}-{config['gamma']}"
+
+
+def same_file(source, target):
+    """Make `target` a file with `source`'s bytes: a hard link where the
+    file system has them (no second write of a checkpoint: a CelebA one with
+    its optimizer is 221 MiB), else a copy. Replacing `source` later (the
+    next epoch's rename) leaves `target` as it is."""
+    target = Path(target)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 class RunFolder:

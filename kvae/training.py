@@ -23,7 +23,7 @@ import numpy as np
 
 from kvae import data, distribute, seeds
 from kvae.cli import UsageError
-from kvae.runs import RunFolder, default_out, epochs_done
+from kvae.runs import RunFolder, default_out, epochs_done, same_file
 
 LATENT_SUMMARY_EXAMPLES = 5000
 
@@ -154,7 +154,7 @@ def _epoch_callback_class():
             if "val_loss" in logs and (best is None or logs["val_loss"] < best):
                 best_file = self.run.checkpoint(self.stage, best=True)
                 best_next = best_file.with_suffix(".next.keras")
-                self.model.save(best_next)
+                same_file(latest_next, best_next)
                 renames.append((best_next, best_file))
                 stage_state["best_val_loss"] = logs["val_loss"]
                 stage_state["best_epoch"] = number

@@ -232,8 +232,12 @@ def check_run(run_dir, shape, epochs=(1, 1)):
             assert np.isfinite(float(row[column])), (column, row)
     stage1 = kvae.load(run_dir / "stage1.keras", compile=False)
     stage2 = kvae.load(run_dir / "stage2.keras", compile=False)
-    kvae.load(run_dir / "stage1_best.keras", compile=False)
-    kvae.load(run_dir / "stage2_best.keras", compile=False)
+    for stage in ("1", "2"):
+        kvae.load(run_dir / f"stage{stage}_best.keras", compile=False)
+        losses = [float(row["val_loss"]) for row in rows if row["stage"] == stage]
+        if losses.index(min(losses)) == len(losses) - 1:  # the last epoch is the best
+            best, latest = (run_dir / f"stage{stage}{end}.keras" for end in ("_best", ""))
+            assert best.read_bytes() == latest.read_bytes()
     assert stage1.data_shape == shape and stage2.data_shape == (config["latent_dim"],)
     samples = kvae.TwoStageVAE(stage1, stage2).generate(3, seed=0)
     assert samples.shape == (3, *shape) and np.isfinite(samples).all()
@@ -681,3 +685,16 @@ def test_results_do_not_depend_on_steps_per_execution(tmp_path):
     ]
     assert training.steps_per_call(16, 1627) == 1  # a prime epoch (CelebA's 162,770 / 100)
 
+
+def test_the_best_checkpoint_is_the_latest_file_and_outlives_its_replacement(tmp_path):
+    from kvae import runs
+
+    latest, best = tmp_path / "stage1.next.keras", tmp_path / "stage1_best.next.keras"
+    latest.write_bytes(b"epoch 3")
+    best.write_bytes(b"epoch 1")  # a stale one is replaced
+    runs.same_file(latest, best)
+    assert best.read_bytes() == b"epoch 3"
+    newer = tmp_path / "newer"
+    newer.write_bytes(b"epoch 4")
+    os.replace(newer, latest)  # the next epoch's commit
+    assert best.read_bytes() == b"epoch 3" and latest.read_bytes() == b"epoch 4"
