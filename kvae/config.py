@@ -129,12 +129,6 @@ class RunConfig:
         type=cli.positive_int,
     )
     # -- the model again (added after the fields above; config.json keeps the order)
-    beta_nll: float = option(
-        0.0,
-        "--gamma pixel only: train on the beta-NLL objective with this beta in (0, 1] "
-        "(Seitzer et al. 2022; 0, the default, is the paper's NLL)",
-        type=cli.non_negative_float,
-    )
     sigma_warmup: int = option(
         0,
         "--gamma pixel only: share one sigma over all pixels for this many training steps, "
@@ -159,6 +153,10 @@ def complete(saved):
     """A saved config.json with the fields it predates filled with their
     defaults (e.g. min_sigma, added after the first runs), so old runs
     resume."""
+    try:
+        saved = observation.check_removed_options(dict(saved))
+    except ValueError as error:
+        raise cli.UsageError(str(error)) from error
     return {**defaults(), **saved}
 
 

@@ -67,31 +67,6 @@ def _gaussian_nll_elements(x, x_mean, log_gamma):
     return 0.5 * ops.square(x - x_mean) * ops.exp(-2.0 * log_gamma) + log_gamma + HALF_LOG_2PI
 
 
-def beta_nll_per_example(x, x_mean, log_gamma, beta):
-    """The beta-NLL training objective of each example (Seitzer et al.,
-    "On the pitfalls of heteroscedastic uncertainty estimation with
-    probabilistic neural networks", ICLR 2022, Eq. 6): every element's
-    Gaussian NLL weighted by its variance to the power beta, the weight
-    held constant for the gradient,
-
-        sum_i stop_gradient(gamma_i^(2 beta)) *
-              [(x_i - x_mean_i)^2 / (2 gamma_i^2) + log gamma_i + 1/2 log(2 pi)].
-
-    beta = 0 is the NLL (`gaussian_nll_per_example`); beta = 1 gives the
-    mean the gradient of the squared error. It is an objective, not a
-    likelihood: the ELBO is still reported with the NLL.
-
-    Returns:
-        float32 tensor of shape (B,).
-    """
-    x, x_mean, log_gamma = _float32(x, x_mean, log_gamma)
-    per_element = _gaussian_nll_elements(x, x_mean, log_gamma)
-    weight = ops.stop_gradient(ops.exp(2.0 * beta * log_gamma))
-    return ops.sum(
-        ops.broadcast_to(weight, ops.shape(per_element)) * per_element, axis=_example_axes(x)
-    )
-
-
 def sigma_warmup_weight(step, warmup_steps):
     """How far the per-pixel sigma of the sigma warm-up has taken over
     (`pooled_log_sigma`), at training step `step` (0-based):

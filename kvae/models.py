@@ -59,9 +59,6 @@ class VAE(keras.Model):
         min_sigma: None or float > 0, only for gamma="pixel": a floor on the
             per-pixel sigma (off by default; see
             `kvae.observation.PixelGamma`).
-        beta_nll: 0 (default, the paper's NLL) or a beta in (0, 1], only for
-            gamma="pixel": train on the beta-NLL objective (Seitzer et al.
-            2022; see `kvae.observation.PixelGamma`).
         sigma_warmup: 0 (default, the paper's model) or a number of steps,
             only for gamma="pixel": one shared sigma for that many steps,
             handed over to the per-pixel sigma over as many more (see
@@ -96,11 +93,11 @@ class VAE(keras.Model):
         precision=None,
         min_sigma=None,
         seed=None,
-        beta_nll=0.0,
         sigma_warmup=0,
         **kwargs,
     ):
         saved_dtype = kwargs.pop("dtype", None)  # present when loading
+        observation.check_removed_options(kwargs)  # checkpoints of older kvae
         if precision is None:
             precision = _policy_name(saved_dtype) if saved_dtype else "float32"
         if precision not in PRECISIONS:
@@ -129,10 +126,9 @@ class VAE(keras.Model):
         self.seed = seed
 
         self.observation = observation.get(
-            self.gamma_mode, self.sigma, min_sigma, beta_nll=beta_nll, sigma_warmup=sigma_warmup
+            self.gamma_mode, self.sigma, min_sigma, sigma_warmup=sigma_warmup
         )
         self.min_sigma = getattr(self.observation, "min_sigma", None)  # validated by get
-        self.beta_nll = getattr(self.observation, "beta_nll", 0.0)
         self.sigma_warmup = getattr(self.observation, "sigma_warmup", 0)
         self.encoder, self.decoder = networks.build(
             net,
@@ -163,7 +159,6 @@ class VAE(keras.Model):
             "gamma": self.gamma_mode,
             "sigma": self.sigma,
             "min_sigma": self.min_sigma,
-            "beta_nll": self.beta_nll,
             "sigma_warmup": self.sigma_warmup,
             "kl_weight": self.kl_weight,
             "precision": self.precision,
@@ -279,13 +274,10 @@ class VAE(keras.Model):
             return losses.weighted_share(per_example, weights, count)
 
         recon = share(losses.gaussian_nll_per_example(x, x_mean, log_gamma))
-        objective = recon
-        if self.beta_nll:  # an opt-in training objective; recon stays the NLL
-            objective = share(losses.beta_nll_per_example(x, x_mean, log_gamma, self.beta_nll))
         kl = share(losses.kl_standard_normal_per_example(mu, log_sigma))
         latent_variance = losses.weighted_share(ops.exp(2.0 * log_sigma), weights, count)
         return {
-            "loss": objective + self.kl_weight * kl,
+            "loss": recon + self.kl_weight * kl,
             "recon": recon,
             "kl": kl,
             "mse": share(losses.mse_per_example(x, x_mean)),

@@ -10,8 +10,8 @@ One layer per mode; the mode names are also the CLI values and recipe keys:
   sigma^2 = 1/2, under which the NLL is the plain summed squared error plus
   a constant.
 - `pixel`: the decoder outputs a log sigma per pixel (LV-VAE), optionally
-  floored at `min_sigma`, trained on beta-NLL, or shared at the start
-  (`sigma_warmup`); all three off by default (see `PixelGamma`).
+  floored at `min_sigma` or shared at the start (`sigma_warmup`); both off
+  by default (see `PixelGamma`).
 
 Each layer answers `log_gamma(pixel_log_sigma)` and `update_gamma(mse)`,
 which the train steps call after the optimizer step.
@@ -182,12 +182,6 @@ class PixelGamma(Observation):
     Reference: Berger & Sebag 2020, Eq. (11).
 
     Args:
-        beta_nll: 0 (the paper's objective, the NLL) or a beta in (0, 1]:
-            train on `losses.beta_nll_per_example` instead (Seitzer et al.
-            2022), which weights each pixel's NLL by its sigma^(2 beta) so
-            that the learned sigma cannot buy a lower loss by explaining a
-            residual instead of fitting it. An opt-in deviation (issue 17);
-            the reported NLL and ELBO are unchanged.
         min_sigma: None (the paper's model, no floor) or a floor > 0 on every
             gamma_i: log gamma_i = max(log sigma_i(z), log min_sigma).
             Pixels that are exactly 0 (Fashion-MNIST's black background,
@@ -209,10 +203,9 @@ class PixelGamma(Observation):
 
     pixel = True
 
-    def __init__(self, min_sigma=None, beta_nll=0.0, sigma_warmup=0, **kwargs):
+    def __init__(self, min_sigma=None, sigma_warmup=0, **kwargs):
         super().__init__(**kwargs)
         self.min_sigma = check_min_sigma(min_sigma)
-        self.beta_nll = check_beta_nll(beta_nll)
         self.sigma_warmup = check_sigma_warmup(sigma_warmup)
         if self.sigma_warmup:  # the default model keeps its weights list
             self.warmup_step = self.add_weight(
@@ -243,7 +236,6 @@ class PixelGamma(Observation):
         return {
             **super().get_config(),
             "min_sigma": self.min_sigma,
-            "beta_nll": self.beta_nll,
             "sigma_warmup": self.sigma_warmup,
         }
 
@@ -266,22 +258,6 @@ def check_sigma_warmup(sigma_warmup, gamma="pixel"):
     return int(sigma_warmup)
 
 
-def check_beta_nll(beta_nll, gamma="pixel"):
-    """Validate the beta of the beta-NLL objective: 0 (off) for any gamma,
-    else a float in (0, 1] with gamma 'pixel'. Returns it as a float."""
-    beta_nll = float(beta_nll or 0.0)
-    if beta_nll == 0.0:
-        return 0.0
-    if gamma != "pixel":
-        raise ValueError(
-            f"beta_nll weights the per-pixel NLL of gamma='pixel'; gamma={gamma!r} does not "
-            f"take it. Received: beta_nll={beta_nll!r}"
-        )
-    if not 0.0 < beta_nll <= 1.0:
-        raise ValueError(f"beta_nll must be in (0, 1]. Received: beta_nll={beta_nll!r}")
-    return beta_nll
-
-
 def check_min_sigma(min_sigma, gamma="pixel"):
     """Validate the LV-VAE sigma floor: None, or a finite float > 0 with
     gamma 'pixel'. Returns it as a float (or None)."""
@@ -300,6 +276,28 @@ def check_min_sigma(min_sigma, gamma="pixel"):
     return min_sigma
 
 
+REMOVED_OPTIONS = {"beta_nll": 0.0}
+"""Options kvae had and dropped, with the value under which dropping them
+changes nothing: `beta_nll` (a beta-NLL training objective for the LV-VAE,
+in kvae between commits f9c4285 and the sigma warm-up of issue 17; it
+helped nowhere, docs/results.md part 1). Checkpoints and run folders of
+those versions carry it."""
+
+
+def check_removed_options(options):
+    """Pop `REMOVED_OPTIONS` from a dict of saved options (a model's config,
+    a run's config.json); a value other than the neutral one is refused
+    with a ValueError naming the option."""
+    for name, neutral in REMOVED_OPTIONS.items():
+        value = options.pop(name, neutral)
+        if value != neutral:
+            raise ValueError(
+                f"{name}={value!r}: this was saved by an older kvae with an option that has "
+                f"been removed ({name}); kvae can load it only with {name}={neutral!r}."
+            )
+    return options
+
+
 _OBSERVATIONS = {
     "computed": ComputedGamma,
     "learned": LearnedGamma,
@@ -308,15 +306,14 @@ _OBSERVATIONS = {
 }
 
 
-def get(gamma, sigma=None, min_sigma=None, name="observation", beta_nll=0.0, sigma_warmup=0):
+def get(gamma, sigma=None, min_sigma=None, name="observation", sigma_warmup=0):
     """The observation layer for a gamma mode (see `GAMMA_MODES`);
-    `min_sigma`, `beta_nll` and `sigma_warmup` only with 'pixel'."""
+    `min_sigma` and `sigma_warmup` only with 'pixel'."""
     gamma, sigma = resolve_gamma(gamma, sigma)
     check_min_sigma(min_sigma, gamma)
-    check_beta_nll(beta_nll, gamma)
     check_sigma_warmup(sigma_warmup, gamma)
     if gamma == "fixed":
         return FixedGamma(sigma, name=name)
     if gamma == "pixel":
-        return PixelGamma(min_sigma, beta_nll, sigma_warmup, name=name)
+        return PixelGamma(min_sigma, sigma_warmup, name=name)
     return _OBSERVATIONS[gamma](name=name)

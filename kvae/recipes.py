@@ -203,7 +203,6 @@ def resolve(dataset, gamma="computed", overrides=None):
     try:
         observation.resolve_gamma(config["gamma"], config["sigma"])
         observation.check_min_sigma(config["min_sigma"], config["gamma"])
-        observation.check_beta_nll(config["beta_nll"], config["gamma"])
         observation.check_sigma_warmup(config["sigma_warmup"], config["gamma"])
     except ValueError as error:
         raise RecipeError(str(error)) from error

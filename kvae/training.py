@@ -57,7 +57,6 @@ def build_stage1(config):
         sigma=config["sigma"],
         kl_weight=config["kl_weight"],
         min_sigma=config.get("min_sigma"),  # absent from runs older than the option
-        beta_nll=config.get("beta_nll") or 0.0,  # the same
         sigma_warmup=config.get("sigma_warmup") or 0,  # the same
         precision=config["precision"],
         seed=seeds.stage_model_seed(config["seed"], 1),

@@ -217,3 +217,21 @@ def test_custom_layers_round_trip_with_config_state_and_outputs(tmp_path, name):
         np.testing.assert_array_equal(
             np.asarray(restored.log_gamma()), np.asarray(layer.log_gamma())
         )
+
+
+def test_checkpoints_and_runs_with_the_removed_beta_nll_option_load_when_it_was_off():
+    """kvae had a --beta-nll option (f9c4285 until issue 17's warm-up):
+    models and config.json files of those versions carry beta_nll; 0 loads,
+    anything else is refused by name."""
+    from kvae import config as run_config
+    from kvae.cli import UsageError
+
+    model = kvae.VAE((6,), 2, net="mlp", net_config={"width": 8, "num_blocks": 1}, gamma="pixel")
+    saved = {**model.get_config(), "beta_nll": 0.0}
+    assert kvae.VAE.from_config(saved).gamma_mode == "pixel"
+    with pytest.raises(ValueError, match="beta_nll=0.5: this was saved by an older kvae"):
+        kvae.VAE.from_config({**saved, "beta_nll": 0.5})
+    completed = run_config.complete({"dataset": "manifold2d", "beta_nll": 0.0})
+    assert "beta_nll" not in completed and completed["dataset"] == "manifold2d"
+    with pytest.raises(UsageError, match="beta_nll"):
+        run_config.complete({"dataset": "manifold2d", "beta_nll": 1.0})

@@ -563,7 +563,6 @@ def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
         "distribute": "none",
         "devices": None,
         "steps_per_execution": 1,
-        "beta_nll": 0.0,
         "sigma_warmup": 0,
     } == config
     rows = read_rows(run_dir)
@@ -615,7 +614,7 @@ CONFIG_JSON_KEYS = (
 )
 """config.json's keys before kvae.config existed, written out again here."""
 
-NEW_KEYS = ("distribute", "devices", "steps_per_execution", "beta_nll", "sigma_warmup")
+NEW_KEYS = ("distribute", "devices", "steps_per_execution", "sigma_warmup")
 """Keys added since (issues 14 and 17); an old config.json gets their defaults."""
 
 
