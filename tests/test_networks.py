@@ -179,6 +179,28 @@ def test_batch_norm_moving_statistics_are_zero_debiased():
     )
 
 
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_batch_norm_counts_every_update_under_mixed_precision(precision):
+    """The debiasing count is float32 and stays so inside a 16-bit call:
+    bfloat16 cannot count past 256, float16 past 2048."""
+    layer = kvae_layers.batch_norm("bn", precision)
+    x = np.random.default_rng(4).normal(3.0, 2.0, size=(64, 5)).astype("float32")
+    layer(x, training=True)
+    layer.update_count.assign(4096.0)
+    average = np.asarray(layer.moving_mean).copy()
+    layer(x * 0.5, training=True)
+    assert float(np.asarray(layer.update_count)) == 4097.0
+    expected = debiased_reference(average, (x * 0.5).mean(0), 4096)
+    np.testing.assert_allclose(np.asarray(layer.moving_mean), expected, rtol=1e-2)
+
+
+def debiased_reference(average, value, count, momentum=0.999):
+    """d_t of a zero-debiased moving average in NumPy (float64)."""
+    return (momentum * (1 - momentum**count) * average + (1 - momentum) * value) / (
+        1 - momentum ** (count + 1)
+    )
+
+
 # Asperti 2019, Fig. 4: (output shape, parameters) of each encoder layer, 16
 # latents. Batch-norm rows count gamma, beta and the two moving statistics.
 COLLAPSE_CONV_FIGURE = [

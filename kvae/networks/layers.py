@@ -56,12 +56,16 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
 
     def build(self, input_shape):
         super().build(input_shape)
+        # autocast=False: under a mixed policy Keras would hand `call` this
+        # float32 counter as a 16-bit value, and in bfloat16 256 + 1 == 256
+        # (the count, and with it the debiasing, stopped at 256 steps)
         self.update_count = self.add_weight(
             name="update_count",
             shape=(),
             initializer="zeros",
             trainable=False,
             dtype="float32",
+            autocast=False,
         )
 
     def call(self, inputs, training=None, mask=None):
