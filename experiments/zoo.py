@@ -89,9 +89,11 @@ NOTES = {
     "fmnist_lv": (
         "The per-pixel sigma is floored at 0.004 (kvae.train --min-sigma): without a floor the "
         "likelihood of the exactly-black background is unbounded and training went NaN. It has "
-        "the best ELBO of the Fashion-MNIST models but blurred reconstructions and poor samples: "
-        "its learned sigma explains the residual instead of reducing it (docs/results.md, "
-        "parts 1 and 3)."
+        "the best ELBO of the Fashion-MNIST models but blurred reconstructions and poor samples "
+        "(docs/results.md, part 3). The sigma warm-up that fixes the LV-VAE on the 2-D "
+        "manifold was tried here (issue 17): it raised the ELBO by 431 nats and improved the "
+        "GEN-1 samples, but made the reconstructions' and two-stage samples' FD worse and "
+        "still needed the floor, so this model was not retrained with it."
     ),
     "manifold2d_lv": (
         "Trained with the manifold2d pixel recipe's sigma warm-up (2,000 steps of one shared "

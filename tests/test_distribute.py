@@ -251,16 +251,17 @@ def free_ports(count):
 
 def test_two_tensorflow_workers_on_loopback_write_the_one_device_run(fashion_runs, tmp_path):
     """MultiWorkerMirroredStrategy from TF_CONFIG: two worker processes of
-    one CPU device each, talking over loopback, run the training command of
-    the one-device run and write its metrics; the chief writes the run
-    folder, worker 1 the same files in worker-1/, and their checkpoints
-    hold the same weights."""
+    one CPU device each, talking over loopback, run stage 1 of the
+    one-device run and write its metrics; the chief writes the run folder,
+    worker 1 the same files in worker-1/, and their checkpoints hold the
+    same weights."""
     options, folder = fashion_runs
     out = tmp_path / "workers"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "kvae.train", *options, "--distribute", "data", "--out", out],
+            [sys.executable, "-m", "kvae.train", *options, "--stage", "1"]
+            + ["--distribute", "data", "--out", out],
             env={
                 **TF_ENV,
                 "TF_CONFIG": json.dumps(
@@ -281,16 +282,13 @@ def test_two_tensorflow_workers_on_loopback_write_the_one_device_run(fashion_run
             worker.kill()
     assert [worker.returncode for worker in workers] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
     assert "data parallel over 2 device(s): worker 0 CPU:0, worker 1 CPU:0" in logs[0]
-    assert_rows_match(metrics_rows(folder / "one"), metrics_rows(out))
+    # stage 1 only (the networks with batch norm; stage 2 is the same code)
+    assert_rows_match(metrics_rows(folder / "one")[:1], metrics_rows(out))
     chief, other = metrics_rows(out), metrics_rows(out / "worker-1")
     assert [{**row, "seconds": 0} for row in other] == [{**row, "seconds": 0} for row in chief]
-    for stage in ("1", "2"):
-        saved = [
-            kvae.load(path / f"stage{stage}.keras", compile=False)
-            for path in (out, out / "worker-1")
-        ]
-        for mine, theirs in zip(*(model.get_weights() for model in saved)):
-            np.testing.assert_array_equal(mine, theirs)
+    saved = [kvae.load(path / "stage1.keras", compile=False) for path in (out, out / "worker-1")]
+    for mine, theirs in zip(*(model.get_weights() for model in saved)):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 def test_two_jax_processes_on_loopback_write_the_one_device_run(tmp_path):
