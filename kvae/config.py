@@ -102,7 +102,12 @@ class RunConfig:
     stage: str = option(
         "both", "stages to train (2 needs a finished stage 1 in --out)", choices=STAGES
     )
-    precision: str = option("float32", "compute precision of the networks", choices=PRECISIONS)
+    precision: str = option(
+        "float32",
+        "compute precision of the networks; auto: mixed_bfloat16 on GPUs of compute "
+        "capability 8.0 or more and TPUs, float32 elsewhere",
+        choices=(*PRECISIONS, "auto"),
+    )
     xla: str = option(
         "auto",
         "XLA-compile the train step (auto: Keras's choice, off on "

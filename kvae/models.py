@@ -8,6 +8,40 @@ from keras import ops
 from kvae import backends, distribute, generation, losses, networks, observation, seeds
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+"""The Keras dtype policies a VAE computes in; `precision="auto"` picks one
+(`auto_precision`)."""
+
+
+def auto_precision():
+    """The precision `auto` stands for: mixed_bfloat16 where Keras computes
+    on an accelerator with bfloat16 matrix units (an NVIDIA GPU of compute
+    capability 8.0 or more, a TPU), float32 elsewhere (on CPUs mixed
+    precision is slower, docs/performance.md). That bfloat16 learns what
+    float32 learns was checked on a CPU, where it rounds as on a GPU
+    (docs/performance.md, "Precision")."""
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            if device.platform == "tpu":
+                return "mixed_bfloat16"
+            capability = getattr(device, "compute_capability", None)
+            if device.platform == "gpu" and capability and float(capability) >= 8.0:
+                return "mixed_bfloat16"
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                details = tf.config.experimental.get_device_details(gpus[0])
+                if tuple(details.get("compute_capability", (0, 0))) >= (8, 0):
+                    return "mixed_bfloat16"
+    except Exception:  # noqa: BLE001 - no device to ask: the safe choice
+        pass
+    return "float32"
+
 
 ADAM_EPSILON = 1e-8
 """TF1's Adam epsilon, which both originals used (Keras's default is 1e-7)."""
@@ -54,8 +88,10 @@ class VAE(keras.Model):
         sigma: float > 0, the fixed gamma for gamma="fixed".
         kl_weight: float >= 0, the weight of the KL term (Asperti & Trentin's
             CelebA recipe uses (2 H / latent_dim)^2).
-        precision: str, "float32", "mixed_float16" or "mixed_bfloat16". Loss
-            math, latent heads, outputs and gamma are float32 in all cases.
+        precision: str, "float32", "mixed_float16" or "mixed_bfloat16", or
+            "auto" (`auto_precision`: bfloat16 on recent GPUs and TPUs,
+            float32 elsewhere). Loss math, latent heads, outputs and gamma
+            are float32 in all cases.
         min_sigma: None or float > 0, only for gamma="pixel": a floor on the
             per-pixel sigma (off by default; see
             `kvae.observation.PixelGamma`).
@@ -100,9 +136,11 @@ class VAE(keras.Model):
         observation.check_removed_options(kwargs)  # checkpoints of older kvae
         if precision is None:
             precision = _policy_name(saved_dtype) if saved_dtype else "float32"
+        if precision == "auto":
+            precision = auto_precision()
         if precision not in PRECISIONS:
             raise ValueError(
-                f"Unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}."
+                f"Unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)} or auto."
             )
         super().__init__(dtype=precision, **kwargs)
         networks.check_positive_int("latent_dim", latent_dim)

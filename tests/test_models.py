@@ -227,6 +227,26 @@ def test_mixed_bfloat16_trains():
     assert keras.backend.standardize_dtype(model.generate(2).dtype) == "float32"
 
 
+def test_auto_precision_is_bfloat16_on_recent_gpus_and_float32_here(monkeypatch):
+    import tensorflow as tf
+
+    from kvae import models
+
+    assert models.auto_precision() == "float32"  # this machine: a CPU
+    assert tiny_resnet("computed", precision="auto").precision == "float32"
+    if keras.backend.backend() != "tensorflow":
+        return
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    cases = (((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"), ((7, 5), "float32"))
+    for capability, expected in cases:
+        monkeypatch.setattr(
+            tf.config.experimental,
+            "get_device_details",
+            lambda device, capability=capability: {"compute_capability": capability},
+        )
+        assert models.auto_precision() == expected, capability
+
+
 # -- inference API -----------------------------------------------------------
 
 
