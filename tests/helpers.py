@@ -102,6 +102,45 @@ def run_worker_batch(backend, jobs, folder, timeout=600):
     return result["results"]
 
 
+def free_ports(count):
+    """`count` distinct TCP ports free on loopback now (each socket stays
+    bound until all are chosen)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def run_side_by_side(runs, timeout=600):
+    """Start every (command, env) of `runs` from the repository root at
+    once and wait for all: returns (exit codes, outputs with stderr).
+    Whatever is still running at the end (a timeout) is killed."""
+    root = Path(__file__).resolve().parent.parent
+    processes = [
+        subprocess.Popen(
+            [str(part) for part in command],
+            env=env,
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for command, env in runs
+    ]
+    try:
+        outputs = [process.communicate(timeout=timeout)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    return [process.returncode for process in processes], outputs
+
+
 def write_idx(path, array):
     """Write `array` as a uint8 idx file (gzipped when the name ends in .gz)."""
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(

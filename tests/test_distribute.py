@@ -11,7 +11,6 @@ summed without dividing the loss) cannot hide behind Adam's normalisation.
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,15 @@ import numpy as np
 import pytest
 
 import kvae
-from helpers import PARALLEL_CASES, PARALLEL_STEPS, model_outputs, run_worker, write_idx
+from helpers import (
+    PARALLEL_CASES,
+    PARALLEL_STEPS,
+    free_ports,
+    model_outputs,
+    run_side_by_side,
+    run_worker,
+    write_idx,
+)
 from kvae import data, runs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -239,16 +246,6 @@ def test_the_training_command_with_distribute_data_writes_the_one_device_metrics
     assert kvae.load(two / "stage1.keras", compile=False).data_shape == (28, 28, 1)
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("localhost", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def test_two_tensorflow_workers_on_loopback_write_the_one_device_run(fashion_runs, tmp_path):
     """MultiWorkerMirroredStrategy from TF_CONFIG: two worker processes of
     one CPU device each, talking over loopback, run stage 1 of the
@@ -258,29 +255,15 @@ def test_two_tensorflow_workers_on_loopback_write_the_one_device_run(fashion_run
     options, folder = fashion_runs
     out = tmp_path / "workers"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "kvae.train", *options, "--stage", "1"]
-            + ["--distribute", "data", "--out", out],
-            env={
-                **TF_ENV,
-                "TF_CONFIG": json.dumps(
-                    {"cluster": cluster, "task": {"type": "worker", "index": i}}
-                ),
-            },
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in (0, 1)
-    ]
-    try:
-        logs = [worker.communicate(timeout=600)[0] for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
-    assert [worker.returncode for worker in workers] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    command = [sys.executable, "-m", "kvae.train", *options, "--stage", "1"]
+    command += ["--distribute", "data", "--out", out]
+    codes, logs = run_side_by_side(
+        [
+            (command, {**TF_ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": task})})
+            for task in ({"type": "worker", "index": 0}, {"type": "worker", "index": 1})
+        ]
+    )
+    assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
     assert "data parallel over 2 device(s): worker 0 CPU:0, worker 1 CPU:0" in logs[0]
     # stage 1 only (the networks with batch norm; stage 2 is the same code)
     assert_rows_match(metrics_rows(folder / "one")[:1], metrics_rows(out))
@@ -308,40 +291,18 @@ def test_two_jax_processes_on_loopback_write_the_one_device_run(tmp_path):
     addresses = ",".join(f"localhost:{port}" for port in free_ports(2))
     command = [sys.executable, "-m", "kvae.train", *options]
     out, single = tmp_path / "hosts", tmp_path / "one"
-    processes = [
-        subprocess.Popen(
-            [*command, "--distribute", "data", "--out", out],
-            env={
-                **env,
-                "KERAS_DISTRIBUTION_JOB_ADDRESSES": addresses,
-                "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
-                "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
-            },
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for index in (0, 1)
-    ]
-    processes.append(
-        subprocess.Popen(
-            [*command, "--out", single],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    hosts = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": addresses, "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
+    codes, logs = run_side_by_side(
+        [
+            (
+                [*command, "--distribute", "data", "--out", out],
+                {**env, **hosts, "KERAS_DISTRIBUTION_PROCESS_ID": str(index)},
+            )
+            for index in (0, 1)
+        ]
+        + [([*command, "--out", single], env)]
     )
-    try:
-        logs = [process.communicate(timeout=600)[0] for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
-    assert [process.returncode for process in processes] == [0, 0, 0], "\n".join(
-        log[-2000:] for log in logs
-    )
+    assert codes == [0, 0, 0], "\n".join(log[-2000:] for log in logs)
     assert "data parallel over 2 device(s)" in logs[0]
     expected = metrics_rows(single)
     for got in (metrics_rows(out), metrics_rows(out / "worker-1")):

@@ -11,7 +11,6 @@ import io
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import pytest
 from PIL import Image
 
 import kvae
-from helpers import random_images, tiny_resnet
+from helpers import free_ports, random_images, tiny_resnet
 from kvae import images as image_utils
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -522,9 +521,7 @@ def test_a_token_guards_every_route_but_the_probes(client, monkeypatch):
 def _serve(home, *args):
     """Start `bentoml serve` from the repository root (bentofile.yaml: the
     default zoo model) on a free loopback port; returns (process, url, log)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    (port,) = free_ports(1)
     log_path = home / "serve.log"
     env = {
         key: value
