@@ -14,11 +14,15 @@ measures images per second of:
     `stateless_call` with Adam written out in jax.numpy. Both sample z, take
     the Gaussian NLL with a learned scalar gamma and the KL, and apply Adam;
   - kvae: `VAE.fit` with its custom train_step (computed gamma, all
-    metrics); XLA off and on on TensorFlow, always on on JAX.
-A round times N steps: the baseline runs N steps then waits for the device;
-kvae's round is the difference between a 2N-step and an N-step `fit`, which
-removes fit's fixed cost per call. The table gives the median of --rounds
-rounds and their spread (min-max): a single round can hiccup.
+    metrics); XLA off and on on TensorFlow, always on on JAX. Its batches
+    come from kvae's own tf.data training pipeline, as `kvae.train` feeds
+    them (`--input pipeline`, the default where TensorFlow is installed),
+    or from NumPy arrays (`--input arrays`, the default without it).
+A round times N steps: the baseline runs N steps on one constant batch then
+waits for the device; kvae's round is the difference between a 2N-step and
+an N-step `fit`, which removes fit's fixed cost per call. The baseline's
+and kvae's rounds alternate. The table gives the median of --rounds rounds
+and their spread (min-max): a single round can hiccup.
 
 FLOP: the analytic count of the networks' convolutions and dense layers
 (2 x multiply-adds per image, encoder and decoder forward), times 3 for a
@@ -33,6 +37,7 @@ merit is kvae / baseline on the same backend and XLA setting.
 """
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -125,14 +130,14 @@ def step_flops_per_image(config):
 # -- timing ---------------------------------------------------------------------------
 
 
-def rounds_of(run_round, rounds, steps):
-    """Seconds per step of `rounds` calls of `run_round()` (each returning
-    the seconds of `steps` steps)."""
-    return [run_round() / steps for _ in range(rounds)]
-
-
-def kvae_step_times(config, batch, precision, jit_compile, args):
+def kvae_round(config, batch, precision, jit_compile, args):
+    """A timed round of kvae's `fit`: seconds per step, as the difference of
+    a 2N-step and an N-step epoch (which removes fit's fixed cost per call).
+    Batches come from kvae's own training pipeline (`kvae.data.pipeline`,
+    tf.data, uint8 images in memory) where TensorFlow is installed, as
+    `kvae.train` feeds them; from NumPy arrays otherwise (JAX alone)."""
     import keras
+    import numpy as np
 
     import kvae
 
@@ -151,17 +156,55 @@ def kvae_step_times(config, batch, precision, jit_compile, args):
         steps_per_execution=args.steps_per_execution,
     )
     steps = args.steps
-    data = images(config["shape"], batch * max(2 * steps, args.warmup))
+    pixels = (255 * images(config["shape"], batch * max(2 * steps, args.warmup))).astype(np.uint8)
+    if args.input == "pipeline":
+        from kvae.data.pipeline import Dataset
 
-    def fit(count):
-        started = time.perf_counter()
-        model.fit(data[: batch * count], batch_size=batch, epochs=1, verbose=0, shuffle=False)
-        return time.perf_counter() - started
+        batches = Dataset("synthetic", pixels, pixels[:batch]).train_batches(batch, seed=0)
 
-    fit(args.warmup)  # compiles the train function
-    # fit() has a fixed cost per call (iterator, callbacks); the difference of
-    # a 2N-step and an N-step epoch leaves the N steps of the training loop.
-    return rounds_of(lambda: fit(2 * steps) - fit(steps), args.rounds, steps)
+        def fit(count, clock):
+            model.fit(batches, steps_per_epoch=count, epochs=1, verbose=0, callbacks=[clock])
+
+    else:
+        data = pixels.astype(np.float32) / 255.0
+
+        def fit(count, clock):
+            model.fit(
+                data[: batch * count],
+                batch_size=batch,
+                epochs=1,
+                verbose=0,
+                shuffle=False,
+                callbacks=[clock],
+            )
+
+    def seconds(count):
+        clock = TrainingClock(model)
+        fit(count, clock)
+        return clock.seconds
+
+    seconds(args.warmup)  # compiles the train function
+    return lambda: (seconds(2 * steps) - seconds(steps)) / steps
+
+
+class TrainingClock:
+    """Seconds from fit's `on_train_begin` to its `on_train_end`, the last
+    step finished (the step counter read back), which leaves out fit's
+    set-up and its tear-down; the tear-down of a tf.data iterator can wait
+    about a second for tf.data's autotuning thread, once per `fit` call."""
+
+    def __new__(cls, model):
+        import keras
+
+        class Clock(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.started = time.perf_counter()
+
+            def on_train_end(self, logs=None):
+                keras.ops.convert_to_numpy(model.optimizer.iterations)
+                self.seconds = time.perf_counter() - self.started
+
+        return Clock()
 
 
 def _build_networks(config, precision):
@@ -179,8 +222,9 @@ def _build_networks(config, precision):
     )
 
 
-def tf_baseline_step_times(config, batch, precision, jit_compile, args):
-    """The minimal hand-written tf.function step on the same networks."""
+def tf_baseline_round(config, batch, precision, jit_compile, args):
+    """A timed round (seconds per step) of the minimal hand-written
+    tf.function step on the same networks, on one constant batch."""
     import keras
     import tensorflow as tf
 
@@ -219,10 +263,10 @@ def tf_baseline_step_times(config, batch, precision, jit_compile, args):
         return time.perf_counter() - started
 
     run_round(args.warmup)
-    return rounds_of(lambda: run_round(args.steps), args.rounds, args.steps)
+    return lambda: run_round(args.steps) / args.steps
 
 
-def jax_baseline_step_times(config, batch, precision, jit_compile, args):
+def jax_baseline_round(config, batch, precision, jit_compile, args):
     """A hand-written jitted JAX step on the same networks: stateless_call,
     the same loss as the TF baseline, Adam (Kingma & Ba, Alg. 1; epsilon
     1e-8 as TF1) in jax.numpy, buffers donated."""
@@ -279,7 +323,7 @@ def jax_baseline_step_times(config, batch, precision, jit_compile, args):
         return time.perf_counter() - started
 
     run_round(args.warmup)
-    return rounds_of(lambda: run_round(args.steps), args.rounds, args.steps)
+    return lambda: run_round(args.steps) / args.steps
 
 
 def worker(args):
@@ -290,15 +334,24 @@ def worker(args):
 
     backend = keras.backend.backend()
     device = cli.device_name()
-    baseline = {"tensorflow": tf_baseline_step_times, "jax": jax_baseline_step_times}[backend]
+    baseline = {"tensorflow": tf_baseline_round, "jax": jax_baseline_round}[backend]
     for name in args.configs:
         config = CONFIGS[name]
         flops = step_flops_per_image(config)
         for batch in args.batches or [config["batch_size"]]:
             for precision in args.precisions:
                 for jit_compile in [True] if backend == "jax" else [False, True]:
-                    for label, measure in (("baseline", baseline), ("kvae", kvae_step_times)):
-                        seconds = measure(config, batch, precision, jit_compile, args)
+                    rounds = {
+                        "baseline": baseline(config, batch, precision, jit_compile, args),
+                        "kvae": kvae_round(config, batch, precision, jit_compile, args),
+                    }
+                    # Alternate the two steps' rounds, so that a slow spell of
+                    # a shared machine falls on both.
+                    seconds = {label: [] for label in rounds}
+                    for _ in range(args.rounds):
+                        for label, run_round in rounds.items():
+                            seconds[label].append(run_round())
+                    for label in rounds:
                         row = {
                             "config": name,
                             "batch": batch,
@@ -306,9 +359,10 @@ def worker(args):
                             "backend": backend,
                             "xla": jit_compile,
                             "step": label,
-                            "seconds": seconds,
+                            "seconds": seconds[label],
                             "flops_per_image": flops,
                             "device": device,
+                            "input": args.input,
                         }
                         print(json.dumps(row), flush=True)
 
@@ -393,8 +447,16 @@ def main():
     parser.add_argument(
         "--peak-tflops", type=float, help="the device's peak TFLOP/s at this precision (MFU)"
     )
+    parser.add_argument(
+        "--input",
+        choices=["pipeline", "arrays"],
+        help="kvae rows' batches: kvae's tf.data training pipeline (the default "
+        "where TensorFlow is installed) or NumPy arrays (the default without it)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.input is None:
+        args.input = "pipeline" if importlib.util.find_spec("tensorflow") else "arrays"
     args.configs = args.configs.split(",")
     args.precisions = args.precisions.split(",")
     args.batches = [int(b) for b in args.batches.split(",") if b]
@@ -420,7 +482,8 @@ def main():
     devices = sorted({f"{row['backend']}: {row['device']}" for row in rows})
     print(
         f"devices: {'; '.join(devices)}; {args.rounds} rounds of {args.steps} steps after "
-        f"{args.warmup} warm-up; kvae steps per execution {args.steps_per_execution}; "
+        f"{args.warmup} warm-up, alternating; kvae steps per execution "
+        f"{args.steps_per_execution}, input {args.input}; "
         f"peak {args.peak_tflops or 'not given'} TFLOP/s"
     )
     print(table(rows, args.peak_tflops))
