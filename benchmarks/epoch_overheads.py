@@ -62,6 +62,7 @@ def main():
 
     import keras
     import numpy as np
+    from train_throughput import seconds_per_step
 
     import kvae
     from kvae import cli, metrics, recipes, training
@@ -77,15 +78,17 @@ def main():
     model = training.build_stage1(config)
     model.compile(optimizer=kvae.models.adam(config["lr"]), jit_compile=args.xla == "on")
 
-    def fit(count):
-        started = time.perf_counter()
-        model.fit(dataset.train_batches(batch, seed=0), steps_per_epoch=count, epochs=1, verbose=0)
-        return time.perf_counter() - started
+    def fit(count, callbacks):
+        model.fit(
+            dataset.train_batches(batch, seed=0),
+            steps_per_epoch=count,
+            epochs=1,
+            verbose=0,
+            callbacks=callbacks,
+        )
 
-    fit(1)
-    step = statistics.median(
-        [(fit(2 * args.steps) - fit(args.steps)) / args.steps for _ in range(3)]
-    )
+    fit(1, [])
+    step = statistics.median([seconds_per_step(model, fit, args.steps) for _ in range(3)])
     epoch = step * (CELEBA["train"] // batch)
     per_image = {
         "validation": seconds(

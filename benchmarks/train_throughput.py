@@ -155,56 +155,59 @@ def kvae_round(config, batch, precision, jit_compile, args):
         jit_compile=jit_compile,
         steps_per_execution=args.steps_per_execution,
     )
-    steps = args.steps
-    pixels = (255 * images(config["shape"], batch * max(2 * steps, args.warmup))).astype(np.uint8)
+    pixels = (255 * images(config["shape"], batch * max(2 * args.steps, args.warmup))).astype(
+        np.uint8
+    )
     if args.input == "pipeline":
         from kvae.data.pipeline import Dataset
 
         batches = Dataset("synthetic", pixels, pixels[:batch]).train_batches(batch, seed=0)
 
-        def fit(count, clock):
-            model.fit(batches, steps_per_epoch=count, epochs=1, verbose=0, callbacks=[clock])
+        def fit(count, callbacks):
+            model.fit(batches, steps_per_epoch=count, epochs=1, verbose=0, callbacks=callbacks)
 
     else:
         data = pixels.astype(np.float32) / 255.0
 
-        def fit(count, clock):
+        def fit(count, callbacks):
             model.fit(
                 data[: batch * count],
                 batch_size=batch,
                 epochs=1,
                 verbose=0,
                 shuffle=False,
-                callbacks=[clock],
+                callbacks=callbacks,
             )
 
-    def seconds(count):
-        clock = TrainingClock(model)
-        fit(count, clock)
-        return clock.seconds
-
-    seconds(args.warmup)  # compiles the train function
-    return lambda: (seconds(2 * steps) - seconds(steps)) / steps
+    fit(args.warmup, [])  # compiles the train function
+    return lambda: seconds_per_step(model, fit, args.steps)
 
 
-class TrainingClock:
-    """Seconds from fit's `on_train_begin` to its `on_train_end`, the last
-    step finished (the step counter read back), which leaves out fit's
-    set-up and its tear-down; the tear-down of a tf.data iterator can wait
-    about a second for tf.data's autotuning thread, once per `fit` call."""
+def seconds_per_step(model, fit, steps):
+    """Seconds per training step of `fit(count, callbacks)` (a `model.fit`
+    of `count` steps): the difference of a 2N-step and an N-step call over
+    N, which removes what a call pays once (its first step, an iterator's
+    start). Each call is timed from fit's `on_train_begin` to its
+    `on_train_end`, the last step finished (the step counter read back),
+    which leaves out fit's set-up and tear-down; the tear-down of a tf.data
+    iterator can wait about a second for tf.data's autotuning thread."""
+    import keras
 
-    def __new__(cls, model):
-        import keras
+    def loop_seconds(count):
+        marks = {}
 
         class Clock(keras.callbacks.Callback):
             def on_train_begin(self, logs=None):
-                self.started = time.perf_counter()
+                marks["begin"] = time.perf_counter()
 
             def on_train_end(self, logs=None):
                 keras.ops.convert_to_numpy(model.optimizer.iterations)
-                self.seconds = time.perf_counter() - self.started
+                marks["end"] = time.perf_counter()
 
-        return Clock()
+        fit(count, [Clock()])
+        return marks["end"] - marks["begin"]
+
+    return (loop_seconds(2 * steps) - loop_seconds(steps)) / steps
 
 
 def _build_networks(config, precision):
