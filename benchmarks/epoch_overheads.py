@@ -9,7 +9,8 @@ scales, 64 latents, batch 100) on synthetic uint8 images, with kvae's own
 pieces (kvae.training, kvae.runs, the data pipeline):
 
 - compute: a training step (the epoch's unit), the validation pass (kvae's
-  per-epoch val_loss over CelebA's 19,867 validation images), the variance
+  val_loss over CelebA's 19,867 validation images, after every epoch or
+  every --validate-every'th), the variance
   law on 5,000 of them, the picture (10 reconstructions and 10 mean
   samples), and once per run the stage-2 encoding of the 162,770 training
   images. Each is timed on --images images and scaled to its count; its
@@ -24,7 +25,10 @@ pieces (kvae.training, kvae.runs, the data pipeline):
   11,750 images/s that issue 18 measured for kvae's fit on an NVIDIA H200,
   JAX, mixed_bfloat16, batch 100; not measured here).
 
-Prints a Markdown table. Timings of one run; the write times depend on the
+Prints a Markdown table, with the total per epoch (compute rows as a
+fraction of the epoch here, input/output rows of the GPU epoch; the
+"before" row left out) with validation after every epoch and after every
+--validate-every'th. Timings of one run; the write times depend on the
 disk.
 """
 
@@ -58,6 +62,12 @@ def main():
     parser.add_argument("--gpu-epoch-seconds", type=float, default=13.9)
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--xla", choices=("on", "off"), default="on")
+    parser.add_argument(
+        "--validate-every",
+        type=int,
+        default=5,
+        help="also give the validation row and the total for this --validate-every",
+    )
     args = parser.parse_args()
 
     import keras
@@ -147,6 +157,22 @@ def main():
         print(
             f"| {name} | {value:.3f} | {fraction:.2%} (of a {args.gpu_epoch_seconds} s GPU epoch) |"
         )
+    every = args.validate_every
+    validation = compute[0][1] / epoch
+    total = (
+        sum(value for _, value in compute) / epoch
+        + sum(value for name, value in io if "(before)" not in name) / args.gpu_epoch_seconds
+    )
+    print(
+        f"| validation pass with --validate-every {every} (per epoch) | "
+        f"{compute[0][1] / every:.2f} | {validation / every:.2%} "
+        f"(of the {epoch:.0f} s epoch here) |"
+    )
+    print(f"| **total per epoch, --validate-every 1** | | **{total:.2%}** |")
+    print(
+        f"| **total per epoch, --validate-every {every}** | | "
+        f"**{total - validation + validation / every:.2%}** |"
+    )
     for name, value in once:
         share = value / (epoch * config["epochs"])
         print(f"| {name} | {value:.1f} | {share:.3%} of stage 1 ({config['epochs']} epochs) |")

@@ -153,7 +153,11 @@ def curves(results, path):
         label = f"{result['gamma']} seed {result['seed']}"
         epochs = [int(row["epoch"]) for row in rows]
         series_gamma[label] = (epochs, [float(row["gamma"]) for row in rows])
-        series_mse[label] = (epochs, [float(row["val_mse"]) for row in rows])
+        validated = [row for row in rows if row["val_mse"]]  # none between --validate-every
+        series_mse[label] = (
+            [int(row["epoch"]) for row in validated],
+            [float(row["val_mse"]) for row in validated],
+        )
     images.save_line_plot(
         series_gamma,
         path.with_name(path.stem + "_gamma.png"),

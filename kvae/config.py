@@ -141,6 +141,14 @@ class RunConfig:
         "paper's LV-VAE; a deviation, see the README)",
         type=cli.non_negative_int,
     )
+    # -- where it runs, again
+    validate_every: int = option(
+        1,
+        "compute the validation loss (and so choose the best checkpoint) every N epochs "
+        "and at the last one; training does not depend on N (validation does not draw "
+        "from the training noise)",
+        type=cli.positive_int,
+    )
 
 
 FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig))

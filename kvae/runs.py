@@ -35,10 +35,10 @@ METRICS_COLUMNS = (
     "seconds",
 )
 """metrics.csv: the epoch means of the training terms (kvae.models.METRIC_NAMES),
-the validation loss and MSE, the variance law (mean over latents of
-Var(mu) + mean sigma^2) and the inactive-latent count on the first
-LATENT_SUMMARY_EXAMPLES validation examples, the learning rate of the epoch
-and its wall time."""
+the validation loss and MSE (empty after the epochs that --validate-every
+skips), the variance law (mean over latents of Var(mu) + mean sigma^2) and
+the inactive-latent count on the first LATENT_SUMMARY_EXAMPLES validation
+examples, the learning rate of the epoch and its wall time."""
 
 
 def epochs_done(state, stage):

@@ -36,10 +36,12 @@ CONTINUE_OPTIONS = (
     "distribute",
     "devices",
     "steps_per_execution",
+    "validate_every",
 )
 """Options a continued run (resume, or stage 2 on a finished stage 1) may
-change: where the data is, which stages to train, how many epochs, and on
-how many devices (a checkpoint moves between device counts)."""
+change: where the data is, which stages to train, how many epochs, on
+how many devices (a checkpoint moves between device counts), and how often
+to validate."""
 
 
 # -- models ------------------------------------------------------------------------
@@ -176,6 +178,31 @@ def _epoch_callback_class():
     return EpochEnd
 
 
+def _noise_keeper_class():
+    import keras
+
+    class ValidationKeepsTheNoise(keras.callbacks.Callback):
+        """Validation draws its z from the model's seed generator, as training
+        does; put the generator's state back after each validation pass, so
+        the training noise does not depend on when, or whether, validation ran
+        (`--validate-every`)."""
+
+        def on_test_begin(self, logs=None):
+            self.state = keras.ops.convert_to_numpy(self.model.seed_generator.state)
+
+        def on_test_end(self, logs=None):
+            self.model.seed_generator.state.assign(self.state)
+
+    return ValidationKeepsTheNoise
+
+
+def validation_epochs(done, total, every):
+    """The 1-based epochs after which fit validates (Keras's validation_freq
+    as a list): every `every`-th epoch counted from the start of the stage,
+    and always the last one, so the best checkpoint can be the final one."""
+    return [epoch for epoch in range(done + 1, total + 1) if epoch % every == 0 or epoch == total]
+
+
 def steps_per_call(requested, steps_per_epoch):
     """The steps per call of the compiled step: the largest divisor of the
     epoch's steps that is at most `requested`. Keras (3.15) runs a whole
@@ -208,6 +235,7 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
             lambda epoch, _: learning_rate(epoch, lr, lr_fac, lr_epochs)
         ),
         epoch_end,
+        _noise_keeper_class()(),
         keras.callbacks.TensorBoard(
             str(run.file(f"logs/stage{stage}")), write_graph=False, profile_batch=0
         ),
@@ -249,6 +277,7 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
         epochs=total,
         initial_epoch=done,
         validation_data=dataset.validation_batches(batch_size),
+        validation_freq=validation_epochs(done, total, config.get("validate_every") or 1),
         callbacks=callbacks,
         shuffle=False,
         verbose=1 if sys.stdout.isatty() else 2,

@@ -248,10 +248,13 @@ RUN_OPTIONS = [
     "on",
     "--seed",
     "0",
+    "--validate-every",
+    "2",
 ]
 """A short two-stage run whose point is the pipeline: narrow fully connected
 layers (the original InfoGAN's 1024 and the stage-2 MLP's 1024 made this
-fixture the slowest part of the suite)."""
+fixture the slowest part of the suite), validated at each stage's last
+epoch only."""
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +296,11 @@ def test_variance_law_and_inactive_count_are_logged_each_epoch(fashion_run):
         ("2", "1"),
         ("2", "2"),
     ]
+    # --validate-every 2: the 10,000 test images at each stage's second epoch
+    assert [row["val_loss"] != "" for row in rows] == [False, True, False, True]
+    assert [row["val_mse"] != "" for row in rows] == [False, True, False, True]
+    assert (fashion_run / "stage1_best.keras").is_file()
+    assert (fashion_run / "stage2_best.keras").is_file()
     last_stage1 = rows[1]
     model = kvae.load(fashion_run / "stage1.keras", compile=False)
     examples = data.load_split("fashion_mnist", "test")[: training.LATENT_SUMMARY_EXAMPLES]

@@ -564,6 +564,7 @@ def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
         "devices": None,
         "steps_per_execution": 1,
         "sigma_warmup": 0,
+        "validate_every": 1,
     } == config
     rows = read_rows(run_dir)
     # in training order: the old run's two epochs, then the two resumed ones
@@ -614,8 +615,8 @@ CONFIG_JSON_KEYS = (
 )
 """config.json's keys before kvae.config existed, written out again here."""
 
-NEW_KEYS = ("distribute", "devices", "steps_per_execution", "sigma_warmup")
-"""Keys added since (issues 14 and 17); an old config.json gets their defaults."""
+NEW_KEYS = ("distribute", "devices", "steps_per_execution", "sigma_warmup", "validate_every")
+"""Keys added since (issues 14, 17 and 18); an old config.json gets their defaults."""
 
 
 def test_one_configuration_source_for_config_json_the_parser_and_the_recipes():
@@ -645,10 +646,12 @@ def test_one_configuration_source_for_config_json_the_parser_and_the_recipes():
     assert resolved["net_config"] == networks.defaults("infogan")
 
 
-def test_results_do_not_depend_on_steps_per_execution(tmp_path):
+def test_results_do_not_depend_on_steps_per_execution_or_validate_every(tmp_path):
     """Four steps per call of the compiled step (and a remainder: 10 steps per
     epoch) train what one step per call trains: the same metrics rows,
-    gamma included (it moves every step inside the multi-step loop)."""
+    gamma included (it moves every step inside the multi-step loop). The
+    same run validating every second epoch (and the last) trains the same
+    too: validation leaves the training noise alone."""
     common = [
         "manifold2d",
         "--gamma",
@@ -663,13 +666,35 @@ def test_results_do_not_depend_on_steps_per_execution(tmp_path):
         "5",
     ]
     assert train.main([*common, "--out", str(tmp_path / "one")]) == 0
-    assert train.main([*common, "--steps-per-execution", "4", "--out", str(tmp_path / "four")]) == 0
+    assert (
+        train.main(
+            [
+                *common,
+                "--steps-per-execution",
+                "4",
+                "--validate-every",
+                "2",
+                "--out",
+                str(tmp_path / "four"),
+            ]
+        )
+        == 0
+    )
     one, four = read_rows(tmp_path / "one"), read_rows(tmp_path / "four")
+    assert [(row["stage"], row["epoch"]) for row in four] == [("1", "1"), ("1", "2"), ("2", "1")]
     assert len(one) == len(four) == 3
     for expected, got in zip(one, four):
-        for column in ("loss", "mse", "gamma", "kl", "val_loss", "variance_law", "inactive"):
+        for column in ("loss", "mse", "gamma", "kl", "variance_law", "inactive"):
             assert float(got[column]) == pytest.approx(float(expected[column]), rel=1e-5), column
-    assert json.loads((tmp_path / "four" / "config.json").read_text())["steps_per_execution"] == 4
+    # validated: stage 1 at epoch 2 only, stage 2 at its last (and only) epoch
+    assert [row["val_loss"] == "" for row in four] == [True, False, False]
+    for expected, got in zip(one[1:], four[1:]):
+        assert float(got["val_loss"]) == pytest.approx(float(expected["val_loss"]), rel=1e-5)
+        assert float(got["val_mse"]) == pytest.approx(float(expected["val_mse"]), rel=1e-5)
+    state = json.loads((tmp_path / "four" / "state.json").read_text())
+    assert state["stage1"]["best_epoch"] == 2
+    saved = json.loads((tmp_path / "four" / "config.json").read_text())
+    assert (saved["steps_per_execution"], saved["validate_every"]) == (4, 2)
     model = kvae.load(tmp_path / "four" / "stage1.keras")
     assert int(model.optimizer.iterations) == 20  # the planned steps, no more
     # 4 does not divide 10: 2 per call (Keras would otherwise run 12 steps an epoch)
@@ -683,6 +708,9 @@ def test_results_do_not_depend_on_steps_per_execution(tmp_path):
         10,
     ]
     assert training.steps_per_call(16, 1627) == 1  # a prime epoch (CelebA's 162,770 / 100)
+    assert training.validation_epochs(0, 7, 3) == [3, 6, 7]
+    assert training.validation_epochs(3, 7, 3) == [6, 7]  # counted from the stage's start
+    assert training.validation_epochs(0, 3, 1) == [1, 2, 3]
 
 
 def test_the_best_checkpoint_is_the_latest_file_and_outlives_its_replacement(tmp_path):
