@@ -73,8 +73,11 @@ def file_digest(path, algorithm="sha256"):
     return digest.hexdigest()
 
 
-def device_name():
-    """The accelerator Keras computes on, or the CPU."""
+def accelerator():
+    """The first accelerator Keras computes on, as {"platform": "gpu" or
+    "tpu", "name": ..., "compute_capability": float or None}, or None on a
+    CPU (or when the backend cannot say). The one place kvae asks the
+    backend about its device (`device_name`, `models.auto_precision`)."""
     import keras
 
     backend = keras.backend.backend()
@@ -84,14 +87,32 @@ def device_name():
 
             device = jax.devices()[0]
             if device.platform != "cpu":
-                return str(device.device_kind)
+                capability = getattr(device, "compute_capability", None)
+                return {
+                    "platform": device.platform,
+                    "name": str(device.device_kind),
+                    "compute_capability": float(capability) if capability else None,
+                }
         elif backend == "tensorflow":
             import tensorflow as tf
 
             gpus = tf.config.list_physical_devices("GPU")
             if gpus:
                 details = tf.config.experimental.get_device_details(gpus[0])
-                return str(details.get("device_name", gpus[0].name))
-    except Exception:  # noqa: BLE001 - no accelerator to name: report the CPU
+                major, minor = details.get("compute_capability", (0, 0))
+                return {
+                    "platform": "gpu",
+                    "name": str(details.get("device_name", getattr(gpus[0], "name", gpus[0]))),
+                    "compute_capability": float(f"{major}.{minor}") if major else None,
+                }
+    except Exception:  # noqa: BLE001 - no device to ask: treated as a CPU
         pass
+    return None
+
+
+def device_name():
+    """The accelerator Keras computes on, or the CPU."""
+    device = accelerator()
+    if device is not None:
+        return device["name"]
     return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"

@@ -5,7 +5,7 @@ import contextlib
 import keras
 from keras import ops
 
-from kvae import backends, distribute, generation, losses, networks, observation, seeds
+from kvae import backends, cli, distribute, generation, losses, networks, observation, seeds
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 """The Keras dtype policies a VAE computes in; `precision="auto"` picks one
@@ -19,27 +19,11 @@ def auto_precision():
     precision is slower, docs/performance.md). That bfloat16 learns what
     float32 learns was checked on a CPU, where it rounds as on a GPU
     (docs/performance.md, "Precision")."""
-    backend = keras.backend.backend()
-    try:
-        if backend == "jax":
-            import jax
-
-            device = jax.devices()[0]
-            if device.platform == "tpu":
-                return "mixed_bfloat16"
-            capability = getattr(device, "compute_capability", None)
-            if device.platform == "gpu" and capability and float(capability) >= 8.0:
-                return "mixed_bfloat16"
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-            if gpus:
-                details = tf.config.experimental.get_device_details(gpus[0])
-                if tuple(details.get("compute_capability", (0, 0))) >= (8, 0):
-                    return "mixed_bfloat16"
-    except Exception:  # noqa: BLE001 - no device to ask: the safe choice
-        pass
+    device = cli.accelerator()
+    if device is None:
+        return "float32"
+    if device["platform"] == "tpu" or (device["compute_capability"] or 0) >= 8.0:
+        return "mixed_bfloat16"
     return "float32"
 
 

@@ -230,9 +230,10 @@ def test_mixed_bfloat16_trains():
 def test_auto_precision_is_bfloat16_on_recent_gpus_and_float32_here(monkeypatch):
     import tensorflow as tf
 
-    from kvae import models
+    from kvae import cli, models
 
     assert models.auto_precision() == "float32"  # this machine: a CPU
+    assert cli.accelerator() is None and cli.device_name().startswith("CPU (")
     assert tiny_resnet("computed", precision="auto").precision == "float32"
     if keras.backend.backend() != "tensorflow":
         return
@@ -245,6 +246,7 @@ def test_auto_precision_is_bfloat16_on_recent_gpus_and_float32_here(monkeypatch)
             lambda device, capability=capability: {"compute_capability": capability},
         )
         assert models.auto_precision() == expected, capability
+        assert cli.device_name() == "GPU:0"  # the device names itself (no name in details)
 
 
 # -- inference API -----------------------------------------------------------
