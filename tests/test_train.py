@@ -708,6 +708,13 @@ def test_results_do_not_depend_on_steps_per_execution_or_validate_every(tmp_path
         10,
     ]
     assert training.steps_per_call(16, 1627) == 1  # a prime epoch (CelebA's 162,770 / 100)
+    assert [training.validation_batch_size(b) for b in (4, 64, 100, 256, 300)] == [
+        256,
+        256,
+        300,
+        256,
+        300,
+    ]
     assert training.validation_epochs(0, 7, 3) == [3, 6, 7]
     assert training.validation_epochs(3, 7, 3) == [6, 7]  # counted from the stage's start
     assert training.validation_epochs(0, 3, 1) == [1, 2, 3]
