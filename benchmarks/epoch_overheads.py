@@ -129,8 +129,9 @@ def main():
 
     save_latest()
     size = os.path.getsize(checkpoint) / 2**20
+    validation_seconds = per_image["validation"] * CELEBA["validation"]
     compute = [
-        ("validation pass (19,867 images)", per_image["validation"] * CELEBA["validation"]),
+        ("validation pass (19,867 images)", validation_seconds),
         ("variance law (5,000 images)", per_image["encoder"] * CELEBA["latent_summary"]),
         (
             "picture (10 reconstructions, 10 samples)",
@@ -163,14 +164,14 @@ def main():
             f"| {name} | {value:.3f} | {fraction:.2%} (of a {args.gpu_epoch_seconds} s GPU epoch) |"
         )
     every = args.validate_every
-    validation = compute[0][1] / epoch
+    validation = validation_seconds / epoch
     total = (
         sum(value for _, value in compute) / epoch
         + sum(value for name, value in io if "(before)" not in name) / args.gpu_epoch_seconds
     )
     print(
         f"| validation pass with --validate-every {every} (per epoch) | "
-        f"{compute[0][1] / every:.2f} | {validation / every:.2%} "
+        f"{validation_seconds / every:.2f} | {validation / every:.2%} "
         f"(of the {epoch:.0f} s epoch here) |"
     )
     print(f"| **total per epoch, --validate-every 1** | | **{total:.2%}** |")

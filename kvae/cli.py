@@ -75,7 +75,7 @@ def file_digest(path, algorithm="sha256"):
 
 def accelerator():
     """The first accelerator Keras computes on, as {"platform": "gpu" or
-    "tpu", "name": ..., "compute_capability": float or None}, or None on a
+    "tpu", "name": ..., "compute_capability": (major, minor) or None}, or None on a
     CPU (or when the backend cannot say). The one place kvae asks the
     backend about its device (`device_name`, `models.auto_precision`)."""
     import keras
@@ -87,11 +87,15 @@ def accelerator():
 
             device = jax.devices()[0]
             if device.platform != "cpu":
-                capability = getattr(device, "compute_capability", None)
+                capability = getattr(device, "compute_capability", None)  # e.g. "9.0"
                 return {
                     "platform": device.platform,
                     "name": str(device.device_kind),
-                    "compute_capability": float(capability) if capability else None,
+                    "compute_capability": (
+                        tuple(int(part) for part in str(capability).split(".")[:2])
+                        if capability
+                        else None
+                    ),
                 }
         elif backend == "tensorflow":
             import tensorflow as tf
@@ -99,11 +103,11 @@ def accelerator():
             gpus = tf.config.list_physical_devices("GPU")
             if gpus:
                 details = tf.config.experimental.get_device_details(gpus[0])
-                major, minor = details.get("compute_capability", (0, 0))
+                capability = details.get("compute_capability")  # e.g. (9, 0)
                 return {
                     "platform": "gpu",
-                    "name": str(details.get("device_name", getattr(gpus[0], "name", gpus[0]))),
-                    "compute_capability": float(f"{major}.{minor}") if major else None,
+                    "name": str(details.get("device_name", gpus[0].name)),
+                    "compute_capability": tuple(capability) if capability else None,
                 }
     except Exception:  # noqa: BLE001 - no device to ask: treated as a CPU
         pass

@@ -22,7 +22,7 @@ def auto_precision():
     device = cli.accelerator()
     if device is None:
         return "float32"
-    if device["platform"] == "tpu" or (device["compute_capability"] or 0) >= 8.0:
+    if device["platform"] == "tpu" or (device["compute_capability"] or (0, 0)) >= (8, 0):
         return "mixed_bfloat16"
     return "float32"
 

@@ -237,7 +237,8 @@ def test_auto_precision_is_bfloat16_on_recent_gpus_and_float32_here(monkeypatch)
     assert tiny_resnet("computed", precision="auto").precision == "float32"
     if keras.backend.backend() != "tensorflow":
         return
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu])
     cases = (((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"), ((7, 5), "float32"))
     for capability, expected in cases:
         monkeypatch.setattr(
@@ -246,7 +247,9 @@ def test_auto_precision_is_bfloat16_on_recent_gpus_and_float32_here(monkeypatch)
             lambda device, capability=capability: {"compute_capability": capability},
         )
         assert models.auto_precision() == expected, capability
-        assert cli.device_name() == "GPU:0"  # the device names itself (no name in details)
+        # no device_name in these details: the device's own name
+        assert cli.device_name() == "/physical_device:GPU:0"
+        assert cli.accelerator()["compute_capability"] == capability
 
 
 # -- inference API -----------------------------------------------------------
