@@ -92,8 +92,7 @@ def main():
 
     def fit(count, callbacks):
         model.fit(
-            dataset.train_batches(batch, seed=0),
-            steps_per_epoch=count,
+            dataset.train_batches(batch, seed=0, steps=count),
             epochs=1,
             verbose=0,
             callbacks=callbacks,

@@ -30,6 +30,11 @@ def positive_int(text):
     return value
 
 
+def positive_int_or_auto(text):
+    """An integer >= 1, or "auto" (the caller resolves it)."""
+    return "auto" if text == "auto" else positive_int(text)
+
+
 def non_negative_int(text):
     value = int(text)
     if value < 0:

@@ -126,12 +126,14 @@ class RunConfig:
     devices: int | None = option(
         None, "with --distribute data: use the first N devices (default all)", type=cli.positive_int
     )
-    steps_per_execution: int = option(
-        1,
+    steps_per_execution: int | str = option(
+        "auto",
         "train steps per call of the compiled step (Keras's steps_per_execution): fewer "
         "host round trips on accelerators; every step still updates gamma, the results do "
-        "not change, and step callbacks (the non-finite loss check) see every Nth step",
-        type=cli.positive_int,
+        "not change (an epoch's last call runs the steps left), and step callbacks (the "
+        "non-finite loss check, the progress bar) see the end of each call; auto: 16 on a "
+        "GPU or TPU, 1 on a CPU",
+        type=cli.positive_int_or_auto,
     )
     # -- the model again (added after the fields above; config.json keeps the order)
     sigma_warmup: int = option(

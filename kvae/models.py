@@ -3,6 +3,7 @@
 import contextlib
 
 import keras
+import numpy as np
 from keras import ops
 
 from kvae import backends, cli, distribute, generation, losses, networks, observation, seeds
@@ -37,6 +38,8 @@ def adam(learning_rate=1e-4):
 
 
 METRIC_NAMES = ("loss", "recon", "kl", "mse", "gamma", "active")
+SEED_STATE_KEY = "seed_generator_state"
+"""Where a `.keras` file keeps the state of the train step's noise."""
 """Logged every step (epoch means in `fit`'s logs): the loss, the Gaussian
 NLL term, the KL term, the batch MSE, the mean gamma, and the number of
 active latents in the batch (mean sigma^2 < 0.8)."""
@@ -186,6 +189,18 @@ class VAE(keras.Model):
             "precision": self.precision,
             "seed": self.seed,
         }
+
+    def save_own_variables(self, store):
+        # Keras saves no SeedGenerator state; without it a resumed run would
+        # draw the eps of its first epochs again.
+        super().save_own_variables(store)
+        store[SEED_STATE_KEY] = keras.ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        keys = [key for key in store.keys() if key != SEED_STATE_KEY]
+        super().load_own_variables({key: store[key] for key in keys})
+        if SEED_STATE_KEY in store.keys():  # absent from files saved before it
+            self.seed_generator.state.assign(np.asarray(store[SEED_STATE_KEY]))
 
     def compile(self, optimizer="auto", **kwargs):
         """Compile with Adam(1e-4, epsilon=1e-8) by default (TF1's epsilon,

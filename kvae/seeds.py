@@ -9,7 +9,8 @@ Two kinds of randomness, kept apart on purpose:
   The order in which one generator is read is the generation protocol
   (`kvae.generation`).
 - **Training draws** (the eps of z = mu + sigma * eps inside the train step,
-  batch order): Keras's in-graph `SeedGenerator` and tf.data shuffles,
+  batch order): Keras's in-graph `SeedGenerator` and the training stream's
+  per-pass NumPy generators,
   seeded by the functions below, so that a resumed run continues its
   streams where a fresh run would be.
 
@@ -43,21 +44,19 @@ def standard_normal(rng, shape):
 
 
 def stage_model_seed(seed, stage):
-    """The SeedGenerator seed of a stage's model (the eps of its train
-    steps): `seed` for stage 1, `seed + 1` for stage 2."""
+    """The seed of a stage: `keras.utils.set_random_seed` before its
+    model's weights are built, the model's SeedGenerator (the eps of its
+    train steps) and its training stream (`training_pass_seed`). `seed` for
+    stage 1, `seed + 1` for stage 2. A stage's streams are functions of it
+    alone, so a run resumed anywhere trains what an uninterrupted one trains."""
     return seed + (0 if str(stage) == "1" else 1)
 
 
-def run_start_seed(seed, epochs_done):
-    """`keras.utils.set_random_seed` at the start (or resumption) of a run,
-    after `epochs_done` finished epochs of both stages together."""
-    return seed + epochs_done
-
-
-def shuffle_seed(seed, epochs_done):
-    """The tf.data shuffle (and synthetic sampler) seed of a stage's
-    batches when it starts after `epochs_done` finished epochs."""
-    return seed * 1000 + epochs_done
+def training_pass_seed(seed, number):
+    """The generator of pass `number` of a stage's training stream: its
+    permutation (and synthetic points, stage-2 eps). A function of the pass
+    alone, so a resumed run reads the batches of an uninterrupted one."""
+    return [seed, 1, number]
 
 
 def validation_latents_seed(seed):

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from kvae import data, distribute, seeds
+from kvae import cli, data, distribute, seeds
 from kvae.cli import UsageError
 from kvae.runs import RunFolder, default_out, epochs_done, same_file
 
@@ -133,9 +133,11 @@ def _epoch_callback_class():
             self.started = time.time()
 
         def on_train_batch_end(self, batch, logs=None):
+            # Called after each call of the compiled step: `batch` is the
+            # call's last step (past the epoch's end in a short last call).
             loss = float((logs or {}).get("loss", 0.0))
             if not math.isfinite(loss) and self.failure is None:
-                self.failure = (batch + 1, loss)
+                self.failure = (min(batch + 1, self.params.get("steps") or batch + 1), loss)
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
@@ -162,13 +164,17 @@ def _epoch_callback_class():
                 renames.append((best_next, best_file))
                 stage_state["best_val_loss"] = logs["val_loss"]
                 stage_state["best_epoch"] = number
+            # Before the pictures: a forward pass moves the power-iteration
+            # vectors of spectrally normalized layers (Dai & Wipf's networks),
+            # so the row describes the checkpoint just written.
+            summary = latent_summary(self.model, self.summary_examples)
             self.pictures(
                 self.model, self.run.file(f"samples/stage{self.stage}_epoch{number:04d}.png")
             )
             self.run.append_metrics(
                 {
                     **logs,
-                    **latent_summary(self.model, self.summary_examples),
+                    **summary,
                     "epoch": number,
                     "stage": self.stage,
                     "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
@@ -217,12 +223,19 @@ def validation_epochs(done, total, every):
     return [epoch for epoch in range(done + 1, total + 1) if epoch % every == 0 or epoch == total]
 
 
-def steps_per_call(requested, steps_per_epoch):
-    """The steps per call of the compiled step: the largest divisor of the
-    epoch's steps that is at most `requested`. Keras (3.15) runs a whole
-    call of steps even when fewer are left in the epoch, which would train
-    extra steps and make the results depend on the setting."""
-    return max(d for d in range(1, min(requested, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
+AUTO_STEPS_PER_EXECUTION = 16
+"""`--steps-per-execution auto` on an accelerator (issue 18's H200 table:
++6 % at batch 64, +3 % at 100, stage 2's step 1.25 -> 0.75 ms with 32)."""
+
+
+def steps_per_execution(setting):
+    """The steps per call a setting stands for: an int as it is; "auto"
+    AUTO_STEPS_PER_EXECUTION on a GPU or TPU and 1 on a CPU, where 16 trains
+    as fast (docs/performance.md) but costs about 0.7 s more tracing per
+    run on TensorFlow, which short runs feel."""
+    if setting != "auto":
+        return int(setting)
+    return AUTO_STEPS_PER_EXECUTION if cli.accelerator() is not None else 1
 
 
 def train_stage(run, state, stage, model, dataset, config, pictures):
@@ -244,7 +257,19 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
     epoch_end = _epoch_callback_class()(
         run, state, stage, pictures, dataset.examples(LATENT_SUMMARY_EXAMPLES)
     )
+    # fit iterates the batches again each epoch, after on_epoch_begin has
+    # named the epoch: epoch e reads batches e * steps, ... of the stream.
+    clock = {"epoch": done}
+    batches = dataset.train_batches(
+        batch_size,
+        seed=seeds.stage_model_seed(config["seed"], stage),
+        steps=steps,
+        epoch=lambda: clock["epoch"],
+    )
     callbacks = [
+        keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs=None: clock.update(epoch=epoch)
+        ),
         keras.callbacks.LearningRateScheduler(
             lambda epoch, _: learning_rate(epoch, lr, lr_fac, lr_epochs)
         ),
@@ -264,12 +289,26 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
                 )
             ),
         )
-    print(f"stage {stage}: epochs {done + 1}-{total}, {steps} steps of {batch_size}", flush=True)
     # Steps per call of the compiled step: the run's setting, also for a
-    # checkpoint compiled with another (absent from runs older than it).
-    requested = config.get("steps_per_execution", 1)
-    model.steps_per_execution = steps_per_call(requested, steps)
+    # checkpoint compiled with another (absent from runs older than it). The
+    # last call of an epoch runs the steps that are left (finite batches).
+    model.steps_per_execution = steps_per_execution(config.get("steps_per_execution", "auto"))
+    if distribute.multi_worker() and model.steps_per_execution > 1:
+        # Keras's multi-step loop fails under MultiWorkerMirroredStrategy
+        # ("You must feed a value for placeholder tensor 'while/cond/...'",
+        # keras-team/keras#19246, Keras 3.15).
+        print(
+            f"--steps-per-execution {model.steps_per_execution}: one step per call across "
+            "TensorFlow workers (keras-team/keras#19246); the run folder keeps the setting",
+            flush=True,
+        )
+        model.steps_per_execution = 1
     model.train_function = None
+    print(
+        f"stage {stage}: epochs {done + 1}-{total}, {steps} steps of {batch_size}, "
+        f"{model.steps_per_execution} per call",
+        flush=True,
+    )
     if distribute.strategy_replicas() > 1 and model.jit_compile is True:
         # XLA-compiled steps fail under tf.distribute on several devices
         # ("Trying to access resource ... located in device CPU:1"); Keras's
@@ -279,15 +318,8 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
             flush=True,
         )
         model.jit_compile = False
-    if model.steps_per_execution != requested:
-        print(
-            f"--steps-per-execution {requested} does not divide the {steps} steps of an "
-            f"epoch (Keras would run extra steps): {model.steps_per_execution} per call",
-            flush=True,
-        )
     model.fit(
-        dataset.train_batches(batch_size, seed=seeds.shuffle_seed(config["seed"], done)),
-        steps_per_epoch=steps,
+        batches,
         epochs=total,
         initial_epoch=done,
         validation_data=dataset.validation_batches(validation_batch_size(batch_size)),
@@ -298,7 +330,7 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
     )
     if epoch_end.failure is not None:
         where, value = epoch_end.failure
-        at = f"step {where}" if isinstance(where, int) else where
+        at = f"by step {where}" if isinstance(where, int) else where
         raise NonFiniteLoss(
             f"non-finite loss ({value}) in stage {stage}, epoch {epochs_done(state, stage) + 1}, "
             f"{at}; the last good checkpoint is {run.checkpoint(stage)} (epoch "
@@ -392,9 +424,6 @@ def run_training(run, config, state):
 
     from kvae import metrics
 
-    keras.utils.set_random_seed(
-        seeds.run_start_seed(config["seed"], epochs_done(state, "1") + epochs_done(state, "2"))
-    )
     dataset = data.load(
         config["dataset"],
         config["data_dir"],
@@ -414,6 +443,7 @@ def run_training(run, config, state):
     if epochs_done(state, "1") > 0:
         stage1 = load_checkpoint(run.checkpoint("1"))
     else:
+        keras.utils.set_random_seed(seeds.stage_model_seed(config["seed"], "1"))
         stage1 = compiled(build_stage1(config), config["lr"], config["xla"])
     if config["stage"] in ("1", "both"):
         train_stage(
@@ -440,6 +470,7 @@ def run_training(run, config, state):
     if epochs_done(state, "2") > 0:
         stage2 = load_checkpoint(run.checkpoint("2"))
     else:
+        keras.utils.set_random_seed(seeds.stage_model_seed(config["seed"], "2"))
         stage2 = compiled(build_stage2(config), config["lr2"], config["xla"])
     train_stage(
         run, state, "2", stage2, latents, config, stage2_pictures(stage1, dataset, config["seed"])

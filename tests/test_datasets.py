@@ -2,6 +2,8 @@
 loading under tfds.testing.mock_data, image folders, synthetic data and the
 stage-2 latent batches."""
 
+import itertools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -84,17 +86,43 @@ def test_tfds_image_datasets_under_mock_data(name, shape, monkeypatch, tmp_path)
     assert dataset.shape == data.data_shape(name)
 
 
+def read_epochs(pipeline, clock, epochs):
+    """The batches of `pipeline` (a `train_batches`) in epochs `epochs`, as
+    fit reads them: the clock set, then the pipeline iterated again."""
+    read = []
+    for epoch in epochs:
+        clock["epoch"] = epoch
+        read.append([batch.numpy() for batch in pipeline])
+    return read
+
+
 def test_training_batches_shuffle_drop_the_remainder_and_scale_to_unit_range():
     images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * 20
     dataset = data.Dataset("toy", images, images[:3])
     assert dataset.steps_per_epoch(4) == 2
-    batches = [batch.numpy() for batch in dataset.train_batches(4, seed=0).take(6)]
+    clock = {"epoch": 0}
+    pipeline = dataset.train_batches(4, seed=0, epoch=lambda: clock["epoch"])
+    assert int(pipeline.cardinality()) == 2
+    read = read_epochs(pipeline, clock, [0, 1, 2, 1])
+    batches = [batch for epoch in read for batch in epoch]
     assert all(batch.shape == (4, 1, 1, 1) and batch.dtype == np.float32 for batch in batches)
-    epochs = [np.concatenate(batches[i : i + 2]).ravel() for i in (0, 2, 4)]
+    epochs = [np.concatenate(epoch).ravel() for epoch in read]
     for epoch in epochs:  # 8 distinct examples of 10 in each pass of two batches
         assert len(set(epoch.tolist())) == 8
         assert set(np.round(epoch * 255).astype(int).tolist()) <= set(range(0, 200, 20))
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every pass
+    np.testing.assert_array_equal(epochs[3], epochs[1])  # an epoch is a function of its number
+    # The permutation of pass p, from its own generator (NumPy reference).
+    for number, epoch in enumerate(epochs[:3]):
+        order = np.random.default_rng([0, 1, number]).permutation(10)[:8]
+        np.testing.assert_array_equal(np.round(epoch * 255).astype(int), order * 20)
+    # Epochs of 3 steps cut the stream of 2-batch passes across pass boundaries.
+    odd = dataset.train_batches(4, seed=0, steps=3, epoch=lambda: clock["epoch"])
+    stream = np.concatenate(batches[:6]).ravel()
+    for epoch, expected in zip((1, 0), (stream[12:24], stream[:12])):
+        clock["epoch"] = epoch
+        got = np.concatenate(list(odd.as_numpy_iterator())).ravel()
+        np.testing.assert_array_equal(got, expected)
     # Validation: every example once, in order, in full batches {"x", "weight"};
     # the last one padded with zero-weight rows (they split over any device count).
     parts = [
@@ -187,6 +215,10 @@ def test_synthetic_batches_are_fresh_every_step():
     again = next(iter(dataset.train_batches(50, seed=4))).numpy()
     np.testing.assert_array_equal(first, again)  # seeded
     assert dataset.shape == (3,) and dataset.num_train == 10000
+    # A resumed stream (from batch 201: pass 1, its second batch) draws what
+    # the whole stream draws there.
+    whole = list(itertools.islice(dataset.stream(50, seed=4), 202))
+    np.testing.assert_array_equal(next(dataset.stream(50, seed=4, start=201)), whole[201])
 
 
 def test_latent_batches_draw_fresh_noise_around_the_means():
@@ -198,8 +230,12 @@ def test_latent_batches_draw_fresh_noise_around_the_means():
 
     zeros = np.zeros((1000, 2), np.float32)
     latents = data.LatentDataset("z", zeros, zeros, zeros[:10], zeros[:10])  # sigma = 1
-    first, second = [b.numpy() for b in latents.train_batches(500, seed=0).take(2)]
+    clock = {"epoch": 0}
+    pipeline = latents.train_batches(500, seed=0, epoch=lambda: clock["epoch"])
+    (first, second), (third, _), (again, _) = read_epochs(pipeline, clock, [0, 1, 0])
     assert 0.9 < first.std() < 1.1 and not np.allclose(first, second)
+    assert not np.allclose(first, third)  # fresh eps every pass
+    np.testing.assert_array_equal(first, again)
     validation = np.concatenate([b["x"].numpy() for b in latents.validation_batches(5)])
     assert validation.shape == (10, 2) and np.abs(validation).max() > 0
 

@@ -215,23 +215,28 @@ def assert_rows_match(single, parallel):
     ]
     for expected, got in zip(single, parallel):
         # Stage 2 trains on stage 1's inference-mode latents (see below): its
-        # row inherits their differences, measured at 3e-4 relative.
-        tolerance = 1e-4 if got["stage"] == "1" else 3e-3
-        compared = set(runs.METRICS_COLUMNS) - {"epoch", "stage", "seconds", "variance_law"}
+        # training columns inherit their differences, measured at 3e-4
+        # relative. Its inference-mode columns (validation, variance law)
+        # compound them: 1.2e-2 in val_mse at this run's seed 2, 1e-4 to
+        # 3e-4 at seeds 3 and 4 (the same measurement).
+        inference = {"val_loss", "val_mse", "variance_law"}
+        compared = set(runs.METRICS_COLUMNS) - {"epoch", "stage", "seconds"}
         assert compared >= {"loss", "mse", "gamma", "val_loss", "inactive", "lr"}
         for column in sorted(compared):
+            if got["stage"] == "2":
+                tolerance = 2e-2 if column in inference else 3e-3
+            else:
+                # Computed in inference mode from batch norm's moving means. The
+                # biases in front of batch norm have a true gradient of 0; Adam
+                # turns the rounding noise of their gradients (which depends on
+                # how the batch sum is split) into full steps, and the moving
+                # means follow them with a lag: measured 5e-4 to 1.5e-3 relative
+                # after 6 steps (the same happens between --xla on and off on
+                # one device).
+                tolerance = 3e-3 if column == "variance_law" else 1e-4
             assert float(got[column]) == pytest.approx(
                 float(expected[column]), rel=tolerance, abs=1e-6
             ), (got["stage"], column)
-        # Computed in inference mode from batch norm's moving means. The biases
-        # in front of batch norm have a true gradient of 0; Adam turns the
-        # rounding noise of their gradients (which depends on how the batch sum
-        # is split) into full steps, and the moving means follow them with a
-        # lag: measured 5e-4 relative after 6 steps (the same happens between
-        # --xla on and off on one device).
-        assert float(got["variance_law"]) == pytest.approx(
-            float(expected["variance_law"]), rel=3e-3
-        )
 
 
 def test_the_training_command_with_distribute_data_writes_the_one_device_metrics(fashion_runs):
@@ -256,7 +261,7 @@ def test_two_tensorflow_workers_on_loopback_write_the_one_device_run(fashion_run
     out = tmp_path / "workers"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     command = [sys.executable, "-m", "kvae.train", *options, "--stage", "1"]
-    command += ["--distribute", "data", "--out", out]
+    command += ["--distribute", "data", "--steps-per-execution", "16", "--out", out]
     codes, logs = run_side_by_side(
         [
             (command, {**TF_ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": task})})
@@ -265,6 +270,8 @@ def test_two_tensorflow_workers_on_loopback_write_the_one_device_run(fashion_run
     )
     assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
     assert "data parallel over 2 device(s): worker 0 CPU:0, worker 1 CPU:0" in logs[0]
+    # 16 steps per call fall back to one across workers (a Keras bug)
+    assert "--steps-per-execution 16: one step per call across TensorFlow workers" in logs[0]
     # stage 1 only (the networks with batch norm; stage 2 is the same code)
     assert_rows_match(metrics_rows(folder / "one")[:1], metrics_rows(out))
     chief, other = metrics_rows(out), metrics_rows(out / "worker-1")

@@ -401,6 +401,9 @@ def test_evaluate_command_on_a_two_stage_fashion_mnist_run(fashion_run, tmp_path
     # The printed MSE is reproduced by the library on the same subset and seed.
     model = kvae.load(fashion_run / "stage1.keras", compile=False)
     examples = data.load_split("fashion_mnist", "test")[:500]
+    # in the command's order: every forward pass moves the power-iteration
+    # vectors of this network's spectrally normalized layers (Dai & Wipf's)
+    metrics.encode(model, examples, batch_size=250)
     reconstructions = metrics.reconstruct(model, examples, sample=True, seed=0, batch_size=250)
     assert metrics_json["mse"] == pytest.approx(
         metrics.squared_error(examples, reconstructions).mean(), rel=1e-5

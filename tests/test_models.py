@@ -228,11 +228,14 @@ def test_mixed_bfloat16_trains():
 
 
 def test_auto_precision_is_bfloat16_on_recent_gpus_and_float32_here(monkeypatch):
+    """And --steps-per-execution auto: 16 on a GPU, 1 here."""
     import tensorflow as tf
 
-    from kvae import cli, models
+    from kvae import cli, models, training
 
     assert models.auto_precision() == "float32"  # this machine: a CPU
+    assert training.steps_per_execution("auto") == 1
+    assert training.steps_per_execution(4) == 4
     assert cli.accelerator() is None and cli.device_name().startswith("CPU (")
     assert tiny_resnet("computed", precision="auto").precision == "float32"
     if keras.backend.backend() != "tensorflow":
@@ -247,6 +250,7 @@ def test_auto_precision_is_bfloat16_on_recent_gpus_and_float32_here(monkeypatch)
             lambda device, capability=capability: {"compute_capability": capability},
         )
         assert models.auto_precision() == expected, capability
+        assert training.steps_per_execution("auto") == 16
         # no device_name in these details: the device's own name
         assert cli.device_name() == "/physical_device:GPU:0"
         assert cli.accelerator()["compute_capability"] == capability

@@ -23,22 +23,14 @@ class LatentDataset(Dataset):
         super().__init__(name, np.asarray(mu, np.float32), validation)
         self.log_sigma = np.asarray(log_sigma, np.float32)
 
-    def train_batches(self, batch_size, seed):
-        """Endless batches of z: each epoch a fresh permutation of the
-        examples, floor(N / batch_size) batches, fresh eps for each."""
-        import tensorflow as tf
+    def pass_batches(self, batch_size, rng):
+        """One pass: a fresh permutation of the examples, floor(N /
+        batch_size) batches, each a draw of z with fresh eps, all from `rng`."""
+        from kvae import generation
 
-        from kvae import generation, seeds
+        order = rng.permutation(len(self.train))
+        for start in range(0, self.steps_per_epoch(batch_size) * batch_size, batch_size):
+            rows = order[start : start + batch_size]
+            yield generation.posterior_draw(self.train[rows], self.log_sigma[rows], rng)
 
-        def draws():
-            rng = seeds.generator(seed)
-            while True:
-                order = rng.permutation(len(self.train))
-                for start in range(0, len(order) - batch_size + 1, batch_size):
-                    rows = order[start : start + batch_size]
-                    yield generation.posterior_draw(self.train[rows], self.log_sigma[rows], rng)
-
-        signature = tf.TensorSpec((batch_size, *self.shape), tf.float32)
-        return tf.data.Dataset.from_generator(draws, output_signature=signature).prefetch(
-            tf.data.AUTOTUNE
-        )
+    streams_rows = False

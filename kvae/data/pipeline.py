@@ -2,6 +2,8 @@
 permutation each epoch, remainder dropped, or fresh synthetic points) and
 the validation batches."""
 
+import itertools
+
 import numpy as np
 
 from kvae.data.errors import DataError
@@ -27,10 +29,11 @@ class Dataset:
 
     Training batches follow the originals: each epoch a fresh permutation,
     floor(N / batch_size) batches with the remainder dropped. The arrays stay
-    in memory (uint8 for images), which is the cache. Synthetic datasets
-    (`sampler` given) draw fresh points for every batch instead; their
-    `train` array is a fixed sample, used where a finite training set is
-    needed (the stage-2 posteriors).
+    in memory (uint8 for images), which is the cache; a batch is gathered
+    from them by its row indices. Synthetic datasets (`sampler` given) draw
+    fresh points for every batch instead; their `train` array is a fixed
+    sample, used where a finite training set is needed (the stage-2
+    posteriors).
     """
 
     def __init__(self, name, train, validation, sampler=None):
@@ -54,29 +57,66 @@ class Dataset:
             )
         return steps
 
-    def train_batches(self, batch_size, seed):
-        """An endless tf.data pipeline of shuffled training batches."""
-        import tensorflow as tf
-
+    def pass_batches(self, batch_size, rng):
+        """One pass over the training set (NumPy): the row indices of
+        floor(N / batch_size) batches of a fresh permutation drawn from `rng`,
+        the remainder dropped (original-code.md); for a synthetic dataset,
+        as many batches of fresh points."""
         if self.sampler is not None:
-            return self._sampled_batches(batch_size, seed)
-        dataset = tf.data.Dataset.from_tensor_slices(self.train)
-        dataset = dataset.shuffle(len(self.train), seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size, drop_remainder=True).repeat()
-        return dataset.map(_as_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-            tf.data.AUTOTUNE
-        )
+            for _ in range(self.steps_per_epoch(batch_size)):
+                yield self.sampler(rng, batch_size)
+            return
+        order = rng.permutation(self.num_train)
+        for start in range(0, self.steps_per_epoch(batch_size) * batch_size, batch_size):
+            yield order[start : start + batch_size]
 
-    def _sampled_batches(self, batch_size, seed):
+    def stream(self, batch_size, seed, start=0):
+        """The training stream of a run from its batch `start` on (NumPy):
+        passes 0, 1, 2, ... back to back, pass p drawn from its own generator
+        (`seeds.training_pass_seed`). Where a batch lies in the stream fixes
+        what it holds, so a resumed run, or one split into calls of several
+        steps, reads the batches an uninterrupted run reads."""
+        from kvae import seeds
+
+        per_pass = self.steps_per_epoch(batch_size)
+        number, skip = divmod(start, per_pass)
+        while True:
+            rng = seeds.generator(seeds.training_pass_seed(seed, number))
+            yield from itertools.islice(self.pass_batches(batch_size, rng), skip, None)
+            number, skip = number + 1, 0
+
+    @property
+    def streams_rows(self):
+        """Whether `pass_batches` yields row indices into `train` (kept
+        training sets) rather than the batches themselves (fresh draws)."""
+        return self.sampler is None
+
+    def train_batches(self, batch_size, seed, steps=None, epoch=lambda: 0):
+        """The training batches of one epoch as a tf.data pipeline of
+        float32 batches: `steps` batches (default one pass), batches
+        e * steps to (e + 1) * steps - 1 of `stream`, where e = `epoch()` is
+        read each time the pipeline is iterated. Keras's fit iterates it
+        again every epoch after the callbacks' on_epoch_begin, so a callback
+        sets e; the pipeline is finite, so a call of several steps
+        (steps_per_execution) ends with the epoch."""
         import tensorflow as tf
 
-        def fresh_points():
-            rng = np.random.default_rng(seed)
-            while True:
-                yield self.sampler(rng, batch_size)
+        steps = steps or self.steps_per_epoch(batch_size)
 
-        signature = tf.TensorSpec((batch_size, *self.shape), tf.float32)
-        dataset = tf.data.Dataset.from_generator(fresh_points, output_signature=signature)
+        def one_epoch():
+            yield from itertools.islice(self.stream(batch_size, seed, epoch() * steps), steps)
+
+        if self.streams_rows:
+            signature = tf.TensorSpec((batch_size,), tf.int64)
+        else:
+            signature = tf.TensorSpec((batch_size, *self.shape), tf.float32)
+        dataset = tf.data.Dataset.from_generator(one_epoch, output_signature=signature)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
+        if self.streams_rows:
+            kept = tf.constant(self.train)
+            dataset = dataset.map(
+                lambda rows: _as_float(tf.gather(kept, rows)), num_parallel_calls=tf.data.AUTOTUNE
+            )
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def validation_batches(self, batch_size):
