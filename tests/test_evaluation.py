@@ -245,7 +245,7 @@ RUN_OPTIONS = [
     "--steps-per-epoch",
     "100",
     "--xla",
-    "on",
+    "off",
     "--seed",
     "0",
     "--validate-every",
@@ -254,7 +254,8 @@ RUN_OPTIONS = [
 """A short two-stage run whose point is the pipeline: narrow fully connected
 layers (the original InfoGAN's 1024 and the stage-2 MLP's 1024 made this
 fixture the slowest part of the suite), validated at each stage's last
-epoch only."""
+epoch only, and without XLA: its compilation cost more than 200 steps
+gain from it (fixture 29 s against 38 s with --xla on, one run each)."""
 
 
 @pytest.fixture(scope="module")
