@@ -3,7 +3,9 @@
 Measured when written, with the original's 1024-wide fc layers (TensorFlow,
 2-core CPU, 41 s): loss 743 -> -441 (means of the first and last 20 steps);
 gamma^2 / MSE 3.2 at step 300, 1.20 at step 600. The test now uses fc 256
-with XLA (35 s with other work on the machine); the same assertions hold.
+without XLA (32 s, against 40-47 s with XLA in the suite's runs of
+2026-11-23: compiling cost more than it saved); the same assertions hold.
+XLA-compiled TensorFlow training is tested by test_train.py's --xla on run.
 """
 
 import os
@@ -34,11 +36,11 @@ def images():
 @pytest.mark.slow
 def test_computed_gamma_training_lowers_the_loss_and_tracks_the_mse(images):
     # The zoo's InfoGAN width (fc 256; the original's 1024 holds 95 % of the
-    # weights and adds nothing to what this checks), XLA-compiled as --xla on.
+    # weights and adds nothing to what this checks).
     model = kvae.VAE(
         (28, 28, 1), 16, net="infogan", net_config={"fc_dim": 256}, gamma="computed", seed=0
     )
-    model.compile(optimizer=kvae.models.adam(1e-3), jit_compile=True)
+    model.compile(optimizer=kvae.models.adam(1e-3), jit_compile=False)
     losses, mses, gamma_squares = [], [], []
     for step in range(STEPS):
         logs = model.train_on_batch(images[step * BATCH : (step + 1) * BATCH], return_dict=True)
