@@ -38,11 +38,12 @@ def adam(learning_rate=1e-4):
 
 
 METRIC_NAMES = ("loss", "recon", "kl", "mse", "gamma", "active")
-SEED_STATE_KEY = "seed_generator_state"
-"""Where a `.keras` file keeps the state of the train step's noise."""
 """Logged every step (epoch means in `fit`'s logs): the loss, the Gaussian
 NLL term, the KL term, the batch MSE, the mean gamma, and the number of
 active latents in the batch (mean sigma^2 < 0.8)."""
+
+SEED_STATE_KEY = "seed_generator_state"
+"""Where a `.keras` file keeps the state of the train step's noise."""
 
 
 @keras.saving.register_keras_serializable(package="kvae")

@@ -28,9 +28,7 @@ class LatentDataset(Dataset):
         batch_size) batches, each a draw of z with fresh eps, all from `rng`."""
         from kvae import generation
 
-        order = rng.permutation(len(self.train))
-        for start in range(0, self.steps_per_epoch(batch_size) * batch_size, batch_size):
-            rows = order[start : start + batch_size]
+        for rows in super().pass_batches(batch_size, rng):  # the means' rows
             yield generation.posterior_draw(self.train[rows], self.log_sigma[rows], rng)
 
     streams_rows = False
