@@ -39,7 +39,7 @@ PARALLEL_RUNS = {"tensorflow": sorted(PARALLEL_CASES), "jax": ["infogan-learned"
 over replicas by hand (computed and learned gamma, ResNet and InfoGAN); a
 jitted JAX step already sees the global batch, and its InfoGAN case (batch
 norm, spectral norm, a learned gamma) checks the distribution setup (each
-JAX case costs about 30 s of compilation on this 2-core machine)."""
+JAX case costs about 10 s of compilation on this 2-core machine)."""
 
 
 PARALLEL_TOLERANCES = {"float32": (1e-5, 1e-6), "mixed": (1e-3, 5e-5)}
