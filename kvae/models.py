@@ -353,9 +353,10 @@ class VAE(keras.Model):
         return backends.get().test_step(self, *args)
 
     def loss_and_gradients(self, x, noise=None):
-        """Eager: (terms, gradients) of one training-mode forward pass, with
-        gradients of the (unscaled) loss in `trainable_variables` order. The
-        train steps use the same code; tests compare backends with it."""
+        """(terms, gradients) of one training-mode forward pass, with
+        gradients of the (unscaled) loss in `trainable_variables` order,
+        called eagerly (JAX compiles the pass as one program). The train
+        steps use the same code; tests compare backends with it."""
         return backends.get().loss_and_gradients(self, x, noise)
 
     # -- inference -----------------------------------------------------------

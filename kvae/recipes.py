@@ -228,9 +228,13 @@ PUBLISHED = {
         ),
         "expected_source": "Asperti & Trentin 2020, Table 4",
         "expected_gpu_time": (
-            "not measured here (no GPU was lent); the run is 113,890 stage-1 steps of "
-            "batch 100 plus 227,780 stage-2 steps, so a per-step time on your GPU gives "
-            "the total"
+            "training steps only, from issue 18's measurement of kvae's fit on one NVIDIA "
+            "H200 GPU (JAX, Keras 3.15.1, synthetic data in memory; not yet remeasured with "
+            "benchmarks/train_throughput.py): stage 1, 113,890 steps of batch 100, about 16 min "
+            "with --precision auto (mixed_bfloat16, 11,750 images/s at 16 steps per call) or "
+            "26 min in float32 (7,350 images/s); stage 2, 227,780 steps, about 5 min in "
+            "bfloat16 or 8 min in float32 (1.25 and 2.1 ms a step, one step per call, single "
+            "rounds); the epoch ends add about 6 to 9 %, estimated in docs/performance.md"
         ),
         "expected": {
             "fid_rec": "33.9 ± 0.8",
@@ -246,9 +250,11 @@ PUBLISHED = {
             "Dai & Wipf 2019, as quoted in Asperti & Trentin 2020, Table 4 (120 epochs)"
         ),
         "expected_gpu_time": (
-            "not measured here (no GPU was lent); the run is 254,300 stage-1 steps of "
-            "batch 64 plus 254,300 stage-2 steps, so a per-step time on your GPU gives "
-            "the total"
+            "not measured for this recipe; issue 18's measurement on one NVIDIA H200 GPU of "
+            "the same ResNet with 64 latents (this recipe has 128) and computed gamma at "
+            "batch 64 (JAX, synthetic data, training steps only) puts stage 1's 254,300 steps "
+            "at about 27 min with --precision auto (10,170 images/s) or 43 min in float32 "
+            "(6,380 images/s); stage 2's 254,300 steps of its 1024-wide MLP were not measured"
         ),
         "expected": {"fid_gen1": "60.5 ± 0.6", "fid_gen2": "44.4 ± 0.7"},
     },
