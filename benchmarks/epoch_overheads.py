@@ -18,16 +18,18 @@ pieces (kvae.training, kvae.runs, the data pipeline):
   on the same machine, which carries over to a GPU as far as both are
   bound by the same network's arithmetic.
 - input/output: writing the latest checkpoint with its optimizer (a full
-  `model.save`), the best one (a hard link of the latest since issue 18; a
-  second `model.save` before), the TensorBoard scalars and the run
-  folder's commit. These do not speed up with a GPU: their fraction is
+  `model.save` before; now `kvae.saving.CheckpointWriter`, whose epoch
+  waits only for the copy of the values while a thread writes the file
+  during the next epoch), the best one (a hard link of the latest since
+  issue 18; a second `model.save` before), the TensorBoard scalars and the
+  run folder's commit. These do not speed up with a GPU: their fraction is
   taken against --gpu-epoch-seconds (default 13.9 s: 162,770 images at the
   11,750 images/s that issue 18 measured for kvae's fit on an NVIDIA H200,
   JAX, mixed_bfloat16, batch 100; not measured here).
 
 Prints a Markdown table, with the total per epoch (compute rows as a
 fraction of the epoch here, input/output rows of the GPU epoch; the
-"before" row left out) with validation after every epoch and after every
+"before" rows and the thread's write left out) with validation after every epoch and after every
 --validate-every'th. Timings of one run; the write times depend on the
 disk.
 """
@@ -80,6 +82,7 @@ def main():
     from kvae import cli, metrics, recipes, training
     from kvae.data.pipeline import Dataset
     from kvae.runs import RunFolder, same_file
+    from kvae.saving import CheckpointWriter
 
     config = recipes.resolve("celeba", "computed", {"precision": args.precision})
     batch = config["batch_size"]
@@ -140,8 +143,27 @@ def main():
     once = [
         ("stage-2 encoding, once per run (162,770 images)", per_image["encoder"] * CELEBA["train"])
     ]
+    writer = CheckpointWriter(model)
+    writer.write(checkpoint)  # the first write builds the writer's copy of the model
+    writer.wait()
+    hand_over, thread = [], []
+    for _ in range(3):
+        started = time.perf_counter()
+        writer.write(checkpoint)
+        hand_over.append(time.perf_counter() - started)
+        writer.wait()
+        thread.append(time.perf_counter() - started)
+    writer.close()
     io = [
-        (f"latest checkpoint, model.save ({size:.0f} MiB)", seconds(save_latest)),
+        (f"latest checkpoint, model.save ({size:.0f} MiB) (before)", seconds(save_latest)),
+        (
+            "latest checkpoint, CheckpointWriter: the copy the epoch waits for (now)",
+            statistics.median(hand_over),
+        ),
+        (
+            "latest checkpoint, CheckpointWriter: its thread's write (overlaps training)",
+            statistics.median(thread),
+        ),
         ("best checkpoint, a second model.save (before)", seconds(lambda: model.save(best))),
         ("best checkpoint, hard link (now)", seconds(lambda: same_file(checkpoint, best))),
         ("TensorBoard scalars", seconds(lambda: tensorboard.on_epoch_end(0, logs))),
@@ -166,7 +188,8 @@ def main():
     validation = validation_seconds / epoch
     total = (
         sum(value for _, value in compute) / epoch
-        + sum(value for name, value in io if "(before)" not in name) / args.gpu_epoch_seconds
+        + sum(value for name, value in io if "(before)" not in name and "(overlaps" not in name)
+        / args.gpu_epoch_seconds
     )
     print(
         f"| validation pass with --validate-every {every} (per epoch) | "

@@ -234,7 +234,7 @@ PUBLISHED = {
             "with --precision auto (mixed_bfloat16, 11,750 images/s at 16 steps per call) or "
             "26 min in float32 (7,350 images/s); stage 2, 227,780 steps, about 5 min in "
             "bfloat16 or 8 min in float32 (1.25 and 2.1 ms a step, one step per call, single "
-            "rounds); the epoch ends add about 6 to 9 %, estimated in docs/performance.md"
+            "rounds); the epoch ends add about 2 to 5 %, estimated in docs/performance.md"
         ),
         "expected": {
             "fid_rec": "33.9 ± 0.8",

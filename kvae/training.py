@@ -15,6 +15,7 @@ picture, metrics row).
 """
 
 import contextlib
+import copy
 import math
 import sys
 import time
@@ -120,12 +121,15 @@ def _epoch_callback_class():
 
     class EpochEnd(keras.callbacks.Callback):
         """Per step: stop on a non-finite loss. Per epoch: checkpoint, best
-        checkpoint, sample picture, metrics row, commit."""
+        checkpoint, sample picture, metrics row, commit (the checkpoint's
+        file, its link and the commit through `writer`, a
+        `kvae.saving.CheckpointWriter`)."""
 
-        def __init__(self, run, state, stage, pictures, summary_examples):
+        def __init__(self, run, state, stage, pictures, summary_examples, writer):
             super().__init__()
             self.run, self.state, self.stage, self.pictures = run, state, stage, pictures
             self.summary_examples = summary_examples
+            self.writer = writer
             self.failure = None
             self.started = time.time()
 
@@ -154,19 +158,22 @@ def _epoch_callback_class():
             stage_state = self.state[f"stage{self.stage}"]
             latest = self.run.checkpoint(self.stage)
             latest_next = latest.with_suffix(".next.keras")
-            self.model.save(latest_next)
+            # The checkpoint's values are copied here and written by the
+            # writer's thread while the next epoch trains; the commit below
+            # follows the write.
+            self.writer.write(latest_next)
             renames = [(latest_next, latest)]
             best = stage_state["best_val_loss"]
             if "val_loss" in logs and (best is None or logs["val_loss"] < best):
                 best_file = self.run.checkpoint(self.stage, best=True)
                 best_next = best_file.with_suffix(".next.keras")
-                same_file(latest_next, best_next)
+                self.writer.then(lambda: same_file(latest_next, best_next))
                 renames.append((best_next, best_file))
                 stage_state["best_val_loss"] = logs["val_loss"]
                 stage_state["best_epoch"] = number
             # Before the pictures: a forward pass moves the power-iteration
             # vectors of spectrally normalized layers (Dai & Wipf's networks),
-            # so the row describes the checkpoint just written.
+            # so the row describes the checkpoint's values, copied above.
             summary = latent_summary(self.model, self.summary_examples)
             self.pictures(
                 self.model, self.run.file(f"samples/stage{self.stage}_epoch{number:04d}.png")
@@ -182,7 +189,8 @@ def _epoch_callback_class():
                 }
             )
             stage_state["epochs_done"] = number
-            self.run.commit(self.state, renames)
+            committed = copy.deepcopy(self.state)
+            self.writer.then(lambda: self.run.commit(committed, renames))
 
     return EpochEnd
 
@@ -242,6 +250,8 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
     """Fit one stage from its last committed epoch to its planned epochs."""
     import keras
 
+    from kvae.saving import CheckpointWriter
+
     suffix = "2" if stage == "2" else ""
     total = config[f"epochs{suffix}"]
     done = state[f"stage{stage}"]["epochs_done"]
@@ -254,8 +264,9 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
         config[f"lr_fac{suffix}"],
         config[f"lr_epochs{suffix}"],
     )
+    writer = CheckpointWriter(model)
     epoch_end = _epoch_callback_class()(
-        run, state, stage, pictures, dataset.examples(LATENT_SUMMARY_EXAMPLES)
+        run, state, stage, pictures, dataset.examples(LATENT_SUMMARY_EXAMPLES), writer
     )
     # fit iterates the batches again each epoch, after on_epoch_begin has
     # named the epoch: epoch e reads batches e * steps, ... of the stream.
@@ -318,16 +329,19 @@ def train_stage(run, state, stage, model, dataset, config, pictures):
             flush=True,
         )
         model.jit_compile = False
-    model.fit(
-        batches,
-        epochs=total,
-        initial_epoch=done,
-        validation_data=dataset.validation_batches(validation_batch_size(batch_size)),
-        validation_freq=validation_epochs(done, total, config.get("validate_every") or 1),
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+    try:
+        model.fit(
+            batches,
+            epochs=total,
+            initial_epoch=done,
+            validation_data=dataset.validation_batches(validation_batch_size(batch_size)),
+            validation_freq=validation_epochs(done, total, config.get("validate_every") or 1),
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    finally:
+        writer.close()  # the last epoch's files and commit, also after an error
     if epoch_end.failure is not None:
         where, value = epoch_end.failure
         at = f"by step {where}" if isinstance(where, int) else where

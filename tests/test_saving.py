@@ -235,3 +235,75 @@ def test_checkpoints_and_runs_with_the_removed_beta_nll_option_load_when_it_was_
     assert "beta_nll" not in completed and completed["dataset"] == "manifold2d"
     with pytest.raises(UsageError, match="beta_nll"):
         run_config.complete({"dataset": "manifold2d", "beta_nll": 1.0})
+
+
+# -- the checkpoint writer of kvae.train: files written while training goes on -----------
+
+
+def _saved_variables(model):
+    return [*model.variables, *model.optimizer.variables, *model.metrics_variables]
+
+
+def _zip_json(path, name):
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read(name))
+
+
+@pytest.mark.parametrize("name", ["stage2-mse", "mlp-fixed-mixed"])
+def test_checkpoint_writer_writes_the_values_it_was_handed_as_model_save_does(tmp_path, name):
+    from kvae import saving
+
+    model = MODELS[name]()
+    model.compile()
+    model.fit(
+        np.random.default_rng(0).random((8, *model.data_shape)).astype("float32"),
+        batch_size=4,
+        epochs=1,
+        verbose=0,
+    )
+    model.save(tmp_path / "reference.keras")
+    writer = saving.CheckpointWriter(model)
+    events = []
+    for round_ in range(2):  # the first write also builds the writer's copy of the model
+        target = tmp_path / f"written{round_}.keras"
+        writer.write(target)
+        writer.then(lambda target=target: events.append(target.exists()))
+        if round_ == 0:
+            writer.wait()
+    # Training goes on while the thread writes: every value changes at once.
+    for variable in _saved_variables(model):
+        variable.assign(np.full(variable.shape, 3, variable.dtype))
+    writer.close()
+    assert events == [True, True]
+    assert _zip_json(tmp_path / "written1.keras", "config.json") == _zip_json(
+        tmp_path / "reference.keras", "config.json"
+    )
+    reference = kvae.load(tmp_path / "reference.keras")
+    for round_ in range(2):
+        written = kvae.load(tmp_path / f"written{round_}.keras")
+        pairs = list(zip(_saved_variables(written), _saved_variables(reference)))
+        assert len(pairs) == len(_saved_variables(model)) > 0
+        assert not np.array_equal(np.asarray(model.variables[0]), np.asarray(written.variables[0]))
+        for got, expected in pairs:
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(expected), err_msg=got.path)
+        np.testing.assert_array_equal(
+            np.asarray(written.seed_generator.state), np.asarray(reference.seed_generator.state)
+        )
+
+
+def test_checkpoint_writer_raises_a_failed_write_and_skips_what_follows_it(tmp_path):
+    from kvae import saving
+
+    model = MODELS["stage2-mse"]()
+    model.compile()
+    model.optimizer.build(model.trainable_variables)
+    (tmp_path / "a-file").write_text("")
+    writer = saving.CheckpointWriter(model)
+    writer.write(tmp_path / "a-file" / "stage1.keras")  # its folder is a file
+    followed = []
+    writer.then(lambda: followed.append(True))
+    with pytest.raises(OSError):
+        writer.close()
+    assert followed == []
