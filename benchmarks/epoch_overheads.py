@@ -29,9 +29,9 @@ pieces (kvae.training, kvae.runs, the data pipeline):
 
 Prints a Markdown table, with the total per epoch (compute rows as a
 fraction of the epoch here, input/output rows of the GPU epoch; the
-"before" rows and the thread's write left out) with validation after every epoch and after every
---validate-every'th. Timings of one run; the write times depend on the
-disk.
+"before" rows and the thread's write left out) with validation after
+every epoch and after every --validate-every'th. Timings of one run; the
+write times depend on the disk.
 """
 
 import argparse
