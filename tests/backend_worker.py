@@ -7,8 +7,9 @@ Commands:
       `import kvae` when OUT ends in .plain.npz), save encode / decode /
       reconstruct outputs on the arrays of INPUTS (x, z) and the training
       state to OUT.
-  gradients MODEL INPUTS OUT: loss terms and gradients of one training-mode
-      pass on (x, noise) from INPUTS, saved to OUT.
+  gradients MODEL INPUTS OUT [OFFSETS]: loss terms and gradients of one
+      training-mode pass on (x, noise) from INPUTS, saved to OUT; with
+      OFFSETS (an npz of tests/helpers.kink_offsets), the kink layers add them.
   replay OUT_DIR GAMMA: train a tiny ResNet VAE with train_on_batch on fixed
       batches, save the step MSEs, the gamma state and the model.
   resume MODEL: load with the optimizer and train one more step.
@@ -49,14 +50,17 @@ def outputs(model_path, inputs_path, out_path):
     return {"class": type(model).__name__, "gamma": model.gamma()}
 
 
-def gradients(model_path, inputs_path, out_path):
+def gradients(model_path, inputs_path, out_path, offsets_path=None):
     import keras
 
     import kvae
+    from helpers import apply_kink_offsets
 
     model = kvae.load(model_path, compile=False)
     inputs = np.load(inputs_path)
-    terms, grads = model.loss_and_gradients(inputs["x"], noise=inputs["noise"])
+    offsets = dict(np.load(offsets_path)) if offsets_path else {}
+    with apply_kink_offsets(model, offsets):
+        terms, grads = model.loss_and_gradients(inputs["x"], noise=inputs["noise"])
     arrays = {f"grad_{i}": keras.ops.convert_to_numpy(g) for i, g in enumerate(grads)}
     arrays.update({k: keras.ops.convert_to_numpy(v) for k, v in terms.items()})
     np.savez(out_path, **arrays)

@@ -222,3 +222,143 @@ def fake_inception_features(mul_input):
 def fake_inception_dai2019(pixels_0_255):
     """The stand-in's features of pixels fed at ExpandDims:0."""
     return fake_inception_features((legacy_resize_bilinear(pixels_0_255, 299) - 128.0) / 128.0)
+
+
+# -- kinks: the points where ReLU and leaky ReLU change slope -------------------------------------
+
+KINK_MARGIN = 4e-5
+"""How far (relative to its layer's largest absolute value) every input of a
+ReLU or leaky ReLU is kept from 0 in the backend-parity batch. The forward
+passes of TensorFlow (oneDNN or Eigen) and JAX (XLA for AVX-512, AVX2 or
+SSE4.2) on the same weights differed by at most 4e-6 of a layer's largest
+value in the measurements behind tests/test_backends.py, so a margin ten
+times larger leaves every kink on the same side on every x86-64 CPU."""
+
+
+def _kink_layers(network):
+    """The layers of a functional network whose output has a kink at 0:
+    ReLU, LeakyReLU, and Dense layers with a ReLU activation."""
+    import keras
+
+    found = []
+    for layer in network.layers:
+        if isinstance(layer, (keras.layers.ReLU, keras.layers.LeakyReLU)):
+            found.append(layer)
+        elif isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.relu:
+            found.append(layer)
+    return found
+
+
+def _pre_activation(layer, inputs):
+    """The values at the kink of `layer` (its input, or a ReLU Dense's
+    affine output), as float64 NumPy."""
+    import keras
+
+    values = np.asarray(keras.ops.convert_to_numpy(inputs), np.float64)
+    if isinstance(layer, keras.layers.Dense):
+        kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel), np.float64)
+        bias = np.asarray(keras.ops.convert_to_numpy(layer.bias), np.float64)
+        values = values @ kernel + bias
+    return values
+
+
+def kink_inputs(model, x, noise):
+    """{"encoder/NAME" or "decoder/NAME": pre-activation values} of every
+    kink layer in one training-mode forward pass of `model` on (x, noise), as
+    `VAE.loss_and_gradients` runs it (before any offset of
+    `apply_kink_offsets`); the model's variables (batch-norm statistics,
+    spectral-norm vectors) are put back afterwards."""
+    import keras
+
+    from kvae import losses
+
+    saved = [keras.ops.convert_to_numpy(v) for v in model.variables]
+    try:
+        values, outputs = {}, {}
+        for network, inputs in (("encoder", x), ("decoder", None)):
+            net = getattr(model, network)
+            layers = _kink_layers(net)
+            probe = keras.Model(net.inputs, [*net.outputs, *[layer.input for layer in layers]])
+            if inputs is None:
+                mu, log_sigma = outputs["encoder"][:2]
+                inputs = losses.gaussian_sample(mu, log_sigma, noise)
+            result = probe(inputs, training=True)
+            outputs[network] = result
+            for layer, tensor in zip(layers, result[len(net.outputs) :]):
+                values[f"{network}/{layer.name}"] = _pre_activation(layer, tensor)
+        return values
+    finally:
+        for variable, value in zip(model.variables, saved):
+            variable.assign(value)
+
+
+def kink_offsets(model, x, noise, margin=KINK_MARGIN, rounds=100):
+    """Constant offsets (float32, by kink layer) that move each pre-activation
+    lying within `margin` of a layer's largest absolute value from 0 out to
+    that distance, on its own side; found layer by layer in forward order
+    (moving one layer's inputs moves the later layers' a little), and
+    checked. Elsewhere the offsets are 0. With them (`apply_kink_offsets`),
+    rounding differences between CPUs or backends cannot put an input on the
+    other side of a kink, where the slope, and so the gradient, jumps."""
+    offsets = {}
+    for _ in range(rounds):
+        with apply_kink_offsets(model, offsets):
+            values = kink_inputs(model, x, noise)
+        changed = False
+        for name, h in values.items():
+            offset = offsets.get(name, np.zeros(h.shape, np.float32))
+            h = h + offset  # what the kink sees
+            limit = margin * np.abs(h).max()
+            close = np.abs(h) < limit
+            if close.any():
+                target = np.where(h >= 0, limit, -limit) * 1.01
+                offsets[name] = offset + np.where(close, target - h, 0.0).astype(np.float32)
+                changed = True
+                break  # later layers moved: probe again
+        if not changed:
+            return offsets
+    raise AssertionError(f"kink offsets did not settle in {rounds} rounds")
+
+
+class apply_kink_offsets:  # noqa: N801 (used as a context manager, like a function)
+    """Within the block, each kink layer of the model adds its offset to
+    the values at its kink (`kink_offsets`), on either backend."""
+
+    def __init__(self, model, offsets):
+        self.model, self.offsets, self.undo = model, offsets, []
+
+    def __enter__(self):
+        import keras
+
+        for network in ("encoder", "decoder"):
+            for layer in _kink_layers(getattr(self.model, network)):
+                offset = self.offsets.get(f"{network}/{layer.name}")
+                if offset is None:
+                    continue
+                if isinstance(layer, keras.layers.Dense):
+                    relu = layer.activation
+                    layer.activation = lambda t, relu=relu, o=offset: relu(t + o)
+                    self.undo.append(
+                        lambda layer=layer, relu=relu: setattr(layer, "activation", relu)
+                    )
+                else:
+                    call = layer.call
+                    layer.call = lambda t, call=call, o=offset: call(t + o)
+                    self.undo.append(lambda layer=layer: vars(layer).pop("call"))
+        return self
+
+    def __exit__(self, *error):
+        for undo in reversed(self.undo):
+            undo()
+        self.undo = []
+
+
+def assert_close_in_ulps(actual, expected, ulps=8, err_msg=""):
+    """For arrays recorded on another machine: equal within `ulps` float32
+    ulps at the largest magnitude in `expected`. Another CPU's instruction
+    set sums a forward pass's float32 products in another order, so files
+    recorded elsewhere differ in their last bits (issue 27 saw 1 ulp); bit
+    equality is promised on one machine only."""
+    expected = np.asarray(expected, np.float32)
+    atol = ulps * float(np.spacing(np.abs(expected).max()))
+    np.testing.assert_allclose(np.asarray(actual), expected, rtol=0, atol=atol, err_msg=err_msg)

@@ -331,8 +331,13 @@ def test_kvae_evaluate_takes_a_preset_folder_as_the_cards_command_does(tmp_path)
     )
     measured = json.loads((tmp_path / "metrics.json").read_text())
     assert measured["model"]["stage1"] == str(ZOO / "manifold2d_ls" / "stage1.keras")
-    assert measured["mse_from_mu"] == pytest.approx(check["mse_from_mu"], rel=1e-6)
-    assert measured["mse"] == pytest.approx(check["mse"], rel=1e-6)
+    # The check was recorded on another machine: a float32 forward pass on
+    # another CPU's instruction set rounds differently (1e-6 relative in
+    # issue 27's measurements), so 1e-4, which still tells the sampled-z MSE
+    # from the MSE at mu (the mistake of reconstructing from the wrong z).
+    assert abs(check["mse"] - check["mse_from_mu"]) > 1e-3 * check["mse"]
+    assert measured["mse_from_mu"] == pytest.approx(check["mse_from_mu"], rel=1e-4)
+    assert measured["mse"] == pytest.approx(check["mse"], rel=1e-4)
 
 
 def test_the_manifests_recipes_are_written_from_kvae_recipes():
