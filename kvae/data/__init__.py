@@ -8,6 +8,8 @@ One module per source, chosen by name through `SOURCES`:
   --data-dir, KVAE_DATA_DIR, or Debian's `dataset-fashion-mnist` folder),
   preferred to tfds when found;
 - `imagefolder`: `imagefolder:PATH`, any folder of images;
+- `emoji`: `emoji` or `emoji:STYLE,...`, colour emoji from the packages
+  that ship them (Noto, Twemoji, Fluent 3-D), split by emoji;
 - `synthetic`: `manifold2d` and `sphere` (Berger & Sebag 2020);
 - `latents`: stage 2's data, the stage-1 posteriors (`LatentDataset`).
 
@@ -18,7 +20,7 @@ imported only when a pipeline or a tfds dataset is needed.
 
 from pathlib import Path
 
-from kvae.data import idx, synthetic, tfds_images
+from kvae.data import emoji, idx, synthetic, tfds_images
 from kvae.data.errors import DataError
 from kvae.data.idx import (
     DEBIAN_FASHION_MNIST,
@@ -35,12 +37,13 @@ from kvae.data.tfds_images import IMAGE_SHAPES, TFDS_NAMES, celeba_crop_resize
 
 SYNTHETIC = ("manifold2d", "sphere")
 
-DATASETS = (*TFDS_NAMES, "imagefolder:PATH", *SYNTHETIC)
+DATASETS = (*TFDS_NAMES, "imagefolder:PATH", "emoji[:STYLES]", *SYNTHETIC)
 """Every dataset name the training command takes."""
 
 SOURCES = {
     **{name: "tfds_images" for name in TFDS_NAMES},
     "imagefolder": "imagefolder",
+    "emoji": "emoji",
     **{name: "synthetic" for name in SYNTHETIC},
 }
 """The source module of each dataset family; mnist and fashion_mnist switch
@@ -81,8 +84,12 @@ __all__ = [
 
 
 def family(name):
-    """The dataset family of a name: "imagefolder" for imagefolder:PATH."""
-    return "imagefolder" if name.startswith("imagefolder:") else name
+    """The dataset family of a name: "imagefolder" for imagefolder:PATH,
+    "emoji" for emoji:STYLES."""
+    for prefix in ("imagefolder", "emoji"):
+        if name.startswith(prefix + ":"):
+            return prefix
+    return name
 
 
 def source(name, data_dir=None):
@@ -98,6 +105,9 @@ def check_name(name):
         if not name[len("imagefolder:") :]:
             raise DataError("imagefolder needs a path: imagefolder:PATH.")
         return name
+    if family(name) == "emoji":
+        emoji.parse_name(name)
+        return name
     if name not in TFDS_NAMES and name not in SYNTHETIC:
         raise DataError(f"Unknown dataset {name!r}; expected one of {', '.join(DATASETS)}.")
     return name
@@ -106,7 +116,7 @@ def check_name(name):
 def data_shape(name, image_size=64, dim=8):
     """The shape of one example, known without loading anything."""
     check_name(name)
-    if name.startswith("imagefolder:"):
+    if family(name) in ("imagefolder", "emoji"):
         return (image_size, image_size, 3)
     if name == "manifold2d":
         return (2,)
@@ -123,9 +133,9 @@ def load(name, data_dir=None, image_size=64, dim=8, radius=1.0, seed=0, syntheti
     Args:
         name: "celeba", "cifar10", "mnist", "fashion_mnist" (tfds; mnist and
             fashion_mnist from idx files when found, see `idx_folder`),
-            "imagefolder:PATH", "manifold2d" or "sphere".
+            "imagefolder:PATH", "emoji[:STYLES]", "manifold2d" or "sphere".
         data_dir: the tfds data folder, or a folder of idx files.
-        image_size: side of imagefolder images.
+        image_size: side of imagefolder and emoji images.
         dim, radius: the sphere's dimension D and radius R.
         seed: seeds the imagefolder split and the synthetic samples.
         synthetic_size: points in the fixed training and validation samples
@@ -168,6 +178,8 @@ def load_split(
     if kind == "imagefolder":
         train, validation = load_image_folder(name[len("imagefolder:") :], image_size, seed=seed)
         return train if split == "train" else validation
+    if kind == "emoji":
+        return emoji.load_split(name, split, data_dir, image_size)
     if kind == "synthetic":
         return synthetic.load_split(name, split, seed, count, dim, radius)
     if split == "validation":
