@@ -79,7 +79,7 @@ def main():
     from train_throughput import seconds_per_step
 
     import kvae
-    from kvae import cli, metrics, recipes, training
+    from kvae import devices, metrics, recipes, training
     from kvae.data.pipeline import Dataset
     from kvae.runs import RunFolder, same_file
     from kvae.saving import CheckpointWriter
@@ -170,7 +170,7 @@ def main():
         ("metrics row and state.json commit", seconds(lambda: run.commit(state, []))),
     ]
     print(
-        f"device: {cli.device_name()}; backend {keras.backend.backend()}; {args.precision}; "
+        f"device: {devices.device_name()}; backend {keras.backend.backend()}; {args.precision}; "
         f"XLA {args.xla}; training step {step:.3f} s at batch {batch}, so an epoch of "
         f"{CELEBA['train'] // batch} steps is {epoch:.0f} s here; GPU epoch for the I/O rows: "
         f"{args.gpu_epoch_seconds} s (see --help)"

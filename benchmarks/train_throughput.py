@@ -334,10 +334,10 @@ def worker(args):
     """Measure this process's backend; print one JSON object per row."""
     import keras
 
-    from kvae import cli
+    from kvae import devices
 
     backend = keras.backend.backend()
-    device = cli.device_name()
+    device = devices.device_name()
     baseline = {"tensorflow": tf_baseline_round, "jax": jax_baseline_round}[backend]
     for name in args.configs:
         config = CONFIGS[name]

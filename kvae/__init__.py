@@ -4,12 +4,22 @@ Importing kvae registers every serializable class, so that
 `keras.saving.load_model` can read kvae's `.keras` files afterwards.
 """
 
-from kvae import losses, networks, observation
+from kvae import hub, losses, networks, observation, presets
+from kvae.loader import load
 from kvae.models import VAE
-from kvae.saving import load
 from kvae.two_stage import TwoStageVAE
 
-__all__ = ["TwoStageVAE", "VAE", "load", "losses", "networks", "observation", "zoo"]
+__all__ = [
+    "TwoStageVAE",
+    "VAE",
+    "hub",
+    "load",
+    "losses",
+    "networks",
+    "observation",
+    "presets",
+    "zoo",
+]
 __version__ = "0.1.0"
 
 

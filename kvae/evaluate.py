@@ -37,9 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kvae import cli, data, seeds, two_stage
+from kvae import cli, data, devices, files, loader, runs, seeds
 from kvae.cli import EXIT_BAD_INPUT, UsageError
 from kvae.losses import INACTIVE_THRESHOLD
+from kvae.two_stage import TwoStageVAE
 
 PICTURE_COLUMNS = 10
 FULL_EVALUATION = 10000
@@ -132,58 +133,86 @@ def build_parser():
 
 
 def resolve_source(args):
-    """(config, stage1 path, stage2 path or None) from the command line."""
-    source = Path(args.source)
-    config = {}
-    if source.is_dir() and two_stage.is_preset(source):
-        preset = json.loads((source / two_stage.PRESET_CONFIG).read_text())
-        files = preset["files"]
-        stage1 = source / files["stage1"]["path"]
-        stage2 = source / files["stage2"]["path"] if "stage2" in files else None
-        config_file = source / "no-config"  # the training config is the card's
-        config = dict(preset.get("card", {}).get("config") or {})
-    elif source.is_dir():
-        config_file = source / "config.json"
-        if not config_file.is_file():
-            raise UsageError(f"{source} is not a kvae run folder (no config.json)")
-        suffix = "_best" if args.best else ""
-        stage1 = source / f"stage1{suffix}.keras"
-        stage2 = source / f"stage2{suffix}.keras"
-        if not stage1.is_file():
-            raise UsageError(f"{source} has no {stage1.name}; train stage 1 first")
-        stage2 = stage2 if stage2.is_file() else None
-        if args.stage2 is not None:
-            stage2 = args.stage2
-    elif source.is_file():
-        if args.best:
-            raise UsageError("--best selects a run folder's best checkpoints; give the folder")
-        config_file = source.parent / "config.json"
-        stage1, stage2 = source, args.stage2
-    else:
-        raise UsageError(f"{source} is neither a run folder nor a .keras file")
-    if config_file.is_file():
+    """(config, model, files) that the command line names: the training
+    configuration, the `kvae.TwoStageVAE` to evaluate and {"stage1",
+    "stage2"} -> (path, sha256) of its files (None for a missing stage).
+
+    The source is a run folder of `kvae.train` (its latest or, with --best,
+    best checkpoints), a stage-1 `.keras` file (with --stage2), or anything
+    `kvae.load` reads as a preset: a preset folder, a zoo name or an
+    hf:// handle (the training configuration is then the card's)."""
+    source = args.source
+    latent_noise = {"on": True, "off": False}.get(args.latent_noise)
+    if runs.is_run(source) or Path(source).is_file():
+        config, paths = _source_files(args)
+        stages = [load_model(paths[key]) if paths[key] else None for key in ("stage1", "stage2")]
         try:
-            config = json.loads(config_file.read_text())
-        except (OSError, ValueError) as error:
-            raise UsageError(f"cannot read {config_file}: {error}") from error
-    if stage2 is not None and not Path(stage2).is_file():
-        raise UsageError(f"--stage2 {stage2} does not exist")
+            model = TwoStageVAE(*stages, latent_noise=latent_noise)
+        except ValueError as error:
+            raise UsageError(
+                f"{paths['stage2']} does not fit {paths['stage1']}: {error}"
+            ) from error
+        records = {
+            key: (str(path), files.digest(path)) if path else None for key, path in paths.items()
+        }
+    else:
+        if args.best or args.stage2 is not None:
+            raise UsageError("--best and --stage2 apply to a run folder or a .keras file")
+        model = load_model(source)
+        if not isinstance(model, TwoStageVAE):
+            raise UsageError(f"{source} is not a preset, a run folder or a .keras file")
+        if latent_noise is not None:
+            model = TwoStageVAE(
+                model.stage1, model.stage2, latent_noise, model.latent_scale, model.name, model.card
+            )
+        config = dict(model.card.get("config") or {})
+        loaded = model.card["provenance"]["files"]
+        records = {
+            key: (loaded[key]["path"], loaded[key]["sha256"]) if key in loaded else None
+            for key in ("stage1", "stage2")
+        }
     dataset = args.dataset or config.get("dataset")
     if dataset is None:
         raise UsageError(f"no config.json beside {source}; give --dataset")
     config = {**config, "dataset": dataset}
     if args.data_dir is not None:
         config["data_dir"] = str(args.data_dir)
-    return config, Path(stage1), (Path(stage2) if stage2 is not None else None)
+    return config, model, records
 
 
-def load_model(path):
-    import kvae
+def _source_files(args):
+    """(config, {"stage1": path, "stage2": path or None}) of a run folder or
+    a .keras file."""
+    source = Path(args.source)
+    if runs.is_run(source):
+        run = runs.RunFolder(source)
+        config = run.read_config()
+        stage1, stage2 = run.checkpoint("1", args.best), run.checkpoint("2", args.best)
+        if not stage1.is_file():
+            raise UsageError(f"{source} has no {stage1.name}; train stage 1 first")
+        stage2 = args.stage2 if args.stage2 is not None else (stage2 if stage2.is_file() else None)
+    else:
+        if args.best:
+            raise UsageError("--best selects a run folder's best checkpoints; give the folder")
+        config_file = source.parent / "config.json"
+        config = {}
+        if config_file.is_file():
+            try:
+                config = json.loads(config_file.read_text())
+            except (OSError, ValueError) as error:
+                raise UsageError(f"cannot read {config_file}: {error}") from error
+        stage1, stage2 = source, args.stage2
+    if stage2 is not None and not Path(stage2).is_file():
+        raise UsageError(f"--stage2 {stage2} does not exist")
+    return config, {"stage1": Path(stage1), "stage2": Path(stage2) if stage2 else None}
 
+
+def load_model(spec):
+    """`kvae.load(spec)` for inference; any failure is a UsageError."""
     try:
-        return kvae.load(path, compile=False)
+        return loader.load(spec, compile=False)
     except Exception as error:  # noqa: BLE001 - any unreadable file ends the same way
-        raise UsageError(f"cannot load {path}: {type(error).__name__}: {error}") from error
+        raise UsageError(f"cannot load {spec}: {type(error).__name__}: {error}") from error
 
 
 def load_examples(config, split, count, shape):
@@ -307,7 +336,6 @@ def evaluate(
 
     from kvae import features, metrics, recipes
     from kvae.inception import InceptionGraph, InceptionUnavailable
-    from kvae.two_stage import TwoStageVAE
 
     progress = progress or Progress()
     if statistics_cache == "auto":
@@ -347,7 +375,7 @@ def evaluate(
     result = {
         "kvae_version": _version(),
         "backend": keras.backend.backend(),
-        "device": cli.device_name(),
+        "device": devices.device_name(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": {
             "dataset": dataset,
@@ -484,19 +512,11 @@ def evaluate_command(args, progress=None):
     """What `python -m kvae.evaluate` computes: the models and examples that
     `args` name, evaluated into the metrics.json object."""
     from kvae import recipes
-    from kvae.two_stage import TwoStageVAE
 
-    config, stage1_path, stage2_path = resolve_source(args)
-    stage1 = load_model(stage1_path)
-    stage2 = load_model(stage2_path) if stage2_path is not None else None
-    latent_noise = {"on": True, "off": False}.get(args.latent_noise)
-    try:
-        model = TwoStageVAE(stage1, stage2, latent_noise=latent_noise)
-    except ValueError as error:
-        raise UsageError(f"{stage2_path} does not fit {stage1_path}: {error}") from error
+    config, model, records = resolve_source(args)
     progress = progress or Progress()
     progress(f"loading {args.num_images} {args.split} examples of {config['dataset']}")
-    real = load_examples(config, args.split, args.num_images, stage1.data_shape)
+    real = load_examples(config, args.split, args.num_images, model.data_shape)
     result = {"command": "python -m kvae.evaluate " + " ".join(shlex.quote(a) for a in args.argv)}
     result.update(
         evaluate(
@@ -518,14 +538,8 @@ def evaluate_command(args, progress=None):
             progress=progress,
         )
     )
-    result["model"].update(
-        {
-            "stage1": str(stage1_path),
-            "stage1_sha256": cli.file_digest(stage1_path),
-            "stage2": str(stage2_path) if stage2_path else None,
-            "stage2_sha256": cli.file_digest(stage2_path) if stage2_path else None,
-        }
-    )
+    for key, record in records.items():
+        result["model"][key], result["model"][f"{key}_sha256"] = record or (None, None)
     return result
 
 
@@ -652,7 +666,7 @@ def main(argv=None):
     except (UsageError, data.DataError) as error:
         print(f"kvae.evaluate: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    cli.write_json(args.out / "metrics.json", result)
+    files.write_json(args.out / "metrics.json", result)
     summary = {
         key: result[key]
         for key in ("elbo_nats", "bits_per_dim", "mse", "variance_law", "inactive_latents")

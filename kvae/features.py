@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kvae.cli import file_digest
+from kvae.files import digest as file_digest
 
 FMNIST_CLASSIFIER = Path(__file__).with_name("assets") / "fmnist_classifier.keras"
 FMNIST_FEATURES_LAYER = "features"

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kvae.cli import file_digest
+from kvae.files import digest as file_digest
 
 ARCHIVE_NAME = "inception-2015-12-05.tgz"
 ARCHIVE_URL = "http://download.tensorflow.org/models/image/imagenet/" + ARCHIVE_NAME

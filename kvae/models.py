@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kvae import backends, cli, distribute, generation, losses, networks, observation, seeds
+from kvae import backends, devices, distribute, generation, losses, networks, observation, seeds
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 """The Keras dtype policies a VAE computes in; `precision="auto"` picks one
@@ -20,7 +20,7 @@ def auto_precision():
     precision is slower, docs/performance.md). That bfloat16 learns what
     float32 learns was checked on a CPU, where it rounds as on a GPU
     (docs/performance.md, "Precision")."""
-    device = cli.accelerator()
+    device = devices.accelerator()
     if device is None:
         return "float32"
     if device["platform"] == "tpu" or (device["compute_capability"] or (0, 0)) >= (8, 0):

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from kvae import cli
+from kvae import files
 from kvae.cli import UsageError
 from kvae.config import complete
 
@@ -44,6 +44,13 @@ examples, the learning rate of the epoch and its wall time."""
 def epochs_done(state, stage):
     """The finished epochs of a stage ("1" or "2") in a run's state."""
     return state[f"stage{stage}"]["epochs_done"]
+
+
+def is_run(path):
+    """Whether `path` is a run folder of `kvae.train` (config.json and
+    state.json)."""
+    path = Path(path)
+    return (path / "config.json").is_file() and (path / "state.json").is_file()
 
 
 def default_out(config):
@@ -87,6 +94,25 @@ class RunFolder:
 
     def exists(self):
         return self.file("config.json").is_file()
+
+    def read_config(self):
+        """The run's configuration (fields added since filled in), read
+        without touching the folder."""
+        try:
+            return complete(json.loads(self.file("config.json").read_text()))
+        except (OSError, ValueError) as error:
+            raise UsageError(f"cannot read {self.file('config.json')}: {error}") from error
+
+    def finished_checkpoints(self, best=False):
+        """The latest (or, with `best`, the best) checkpoint of each stage
+        that finished an epoch, in stage order, read without touching the
+        folder."""
+        state = json.loads(self.file("state.json").read_text())
+        return [
+            self.checkpoint(stage, best)
+            for stage in ("1", "2")
+            if epochs_done(state, stage) > 0 and self.checkpoint(stage, best).is_file()
+        ]
 
     def create(self, config):
         self.path.mkdir(parents=True, exist_ok=True)
@@ -161,4 +187,4 @@ class RunFolder:
         os.replace(temporary, self.file("metrics.csv"))
 
     def _write_json(self, name, value):
-        cli.write_json(self.file(name), value)
+        files.write_json(self.file(name), value)

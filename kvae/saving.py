@@ -1,26 +1,24 @@
-"""Loading kvae checkpoints (the native `.keras` format), and writing them
-while training goes on (`CheckpointWriter`)."""
+"""kvae's `.keras` checkpoints: reading one (`load_keras`), converting a
+model to float32, and writing them while training goes on
+(`CheckpointWriter`)."""
 
+import concurrent.futures
 import os
 
 import keras
 
+from kvae import models  # noqa: F401 (registers kvae's classes for load_model)
 
-def load(path, compile=True, safe_mode=True):
-    """Load a `.keras` file written by kvae (a `VAE`), or a preset folder
-    (a `TwoStageVAE`, its files' sha256 checked).
 
-    For a file this is `import kvae; keras.saving.load_model(path, ...)`:
-    the import registers kvae's classes. With `compile=True` the optimizer
-    state (iterations, Adam moments, loss scale) comes back so training
-    resumes; use `compile=False` for inference.
-    """
+def load_keras(path, compile=True, safe_mode=True):
+    """A `.keras` file written by kvae (a `VAE`): `keras.saving.load_model`
+    with kvae's classes registered (this module imports them). With
+    `compile=True` the optimizer state (iterations, Adam moments, loss scale)
+    comes back so training resumes; use `compile=False` for inference.
+    `kvae.load` is the public entry point (files, presets, zoo names, Hub
+    handles)."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        from kvae.two_stage import TwoStageVAE
-
-        return TwoStageVAE.load(path, compile=compile, safe_mode=safe_mode)
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise FileNotFoundError(f"No kvae checkpoint at {path!r}.")
     return keras.saving.load_model(path, compile=compile, safe_mode=safe_mode)
 
@@ -69,8 +67,6 @@ class CheckpointWriter:
     """
 
     def __init__(self, model):
-        import concurrent.futures
-
         self.model = model
         self._copy = None
         self._pending = []

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from kvae import cli, data, distribute, seeds
+from kvae import data, devices, distribute, seeds
 from kvae.cli import UsageError
 from kvae.runs import RunFolder, default_out, epochs_done, same_file
 
@@ -243,7 +243,7 @@ def steps_per_execution(setting):
     run on TensorFlow, which short runs feel."""
     if setting != "auto":
         return int(setting)
-    return AUTO_STEPS_PER_EXECUTION if cli.accelerator() is not None else 1
+    return AUTO_STEPS_PER_EXECUTION if devices.accelerator() is not None else 1
 
 
 def train_stage(run, state, stage, model, dataset, config, pictures):
@@ -416,7 +416,7 @@ def load_checkpoint(path):
     `train_stage`: steps per call and XLA follow the run)."""
     from kvae import saving
 
-    return saving.load(path, compile=True)
+    return saving.load_keras(path, compile=True)
 
 
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}

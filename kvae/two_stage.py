@@ -1,8 +1,8 @@
-"""The two-stage VAE as one object, and its preset folder.
+"""The two-stage VAE as one object.
 
     model = kvae.TwoStageVAE(stage1, stage2)          # two trained kvae.VAEs
     model.generate(16, mode="mean", seed=0)           # through stage 2
-    model.save("presets/fmnist")                      # config.json + stage*.keras
+    model.save("presets/fmnist")                      # a preset folder (kvae.presets)
     model = kvae.load("presets/fmnist")               # sha256 of each file checked
 
 Stage 1 is a `VAE` of the data; stage 2, when present, a `VAE` of stage 1's
@@ -10,25 +10,11 @@ latents (Dai & Wipf 2019, Sec. 3.2). The object also owns the two-stage
 generation options: gamma_z noise on the generated latents (`latent_noise`)
 and the latent normalisation scale (`latent_scale`). Generation follows
 `kvae.generation.protocol`, the same protocol as the HTTP service.
-
-A preset folder holds `config.json` (format, options, the card, and the
-path, sha256 and size of each file), `stage1.keras` and, for two stages,
-`stage2.keras`. Each `.keras` file also loads alone with plain Keras.
 """
 
-import json
-from pathlib import Path
+from keras import ops
 
-from kvae import generation, seeds
-
-PRESET_FORMAT = "kvae.TwoStageVAE"
-PRESET_VERSION = 1
-PRESET_CONFIG = "config.json"
-
-
-class PresetError(ValueError):
-    """A folder that is not a readable preset: no config.json, a missing
-    file, or a file whose sha256 differs from the one recorded."""
+from kvae import generation, presets, saving, seeds
 
 
 def default_latent_noise(stage2):
@@ -37,17 +23,6 @@ def default_latent_noise(stage2):
     no otherwise (Asperti & Trentin's code decodes the stage-2 mean). kvae
     writes this rule here only."""
     return stage2 is not None and stage2.gamma_mode == "learned"
-
-
-def is_preset(path):
-    """Whether `path` is a preset folder (its config.json names the format)."""
-    config = Path(path) / PRESET_CONFIG
-    if not config.is_file():
-        return False
-    try:
-        return json.loads(config.read_text()).get("format") == PRESET_FORMAT
-    except (OSError, ValueError):
-        return False
 
 
 class TwoStageVAE:
@@ -131,8 +106,6 @@ class TwoStageVAE:
 
     def encode(self, x):
         """(mu, log_sigma) of stage 1's q(z|x), float32 NumPy."""
-        from keras import ops
-
         mu, log_sigma = self.stage1.encode(ops.cast(x, "float32"))
         return ops.convert_to_numpy(mu), ops.convert_to_numpy(log_sigma)
 
@@ -186,8 +159,6 @@ class TwoStageVAE:
     def generate_from(self, latents, mode="mean", seed=None, alpha=0.0, stage=None):
         """Examples from given latents: stage-2 u when `stage` is 2 (the
         default when present), else stage-1 z."""
-        from keras import ops
-
         steps = self.protocol(
             seeds.generator(seed),
             latents=ops.convert_to_numpy(latents),
@@ -212,8 +183,6 @@ class TwoStageVAE:
 
     def to_float32(self):
         """The same model computing in float32 (CPU inference)."""
-        from kvae import saving
-
         return TwoStageVAE(
             saving.to_float32(self.stage1),
             None if self.stage2 is None else saving.to_float32(self.stage2),
@@ -226,84 +195,15 @@ class TwoStageVAE:
     # -- the preset folder ----------------------------------------------------------------
 
     def save(self, folder):
-        """Write the preset: stage1.keras (and stage2.keras), then
-        config.json with each file's sha256 and size, written last and
-        atomically. The `.keras` files keep what the models hold (an
+        """Write the model as a preset folder (`kvae.presets.save`):
+        stage1.keras (and stage2.keras), then config.json with each file's
+        sha256 and size. The `.keras` files keep what the models hold (an
         optimizer only if compiled). Returns the folder's Path."""
-        from kvae import cli
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        files = {}
-        for stage in self.stages:
-            path = folder / f"stage{stage}.keras"
-            self.model(stage).save(path)
-            files[f"stage{stage}"] = file_record(path, path.name)
-        config = preset_config(self.name, self.latent_noise, self.latent_scale, self.card, files)
-        cli.write_json(folder / PRESET_CONFIG, config)
-        return folder
-
-    @classmethod
-    def load(cls, folder, verify=True, compile=False, safe_mode=True):
-        """Read a preset folder: every file's sha256 is checked against
-        config.json first (`PresetError` naming the file on a mismatch),
-        then the models load with Keras (safe_mode by default)."""
-        from kvae import cli, saving
-
-        folder = Path(folder)
-        config_path = folder / PRESET_CONFIG
-        try:
-            config = json.loads(config_path.read_text())
-        except (OSError, ValueError) as error:
-            raise PresetError(
-                f"{folder} is not a kvae preset: cannot read {config_path} ({type(error).__name__})"
-            ) from error
-        if config.get("format") != PRESET_FORMAT:
-            raise PresetError(
-                f"{config_path} is not a kvae preset config (format "
-                f"{config.get('format')!r}, expected {PRESET_FORMAT!r})"
-            )
-        stages = {}
-        for stage, spec in sorted(config["files"].items()):
-            path = folder / spec["path"]
-            if not path.is_file():
-                raise PresetError(f"{path} is missing")
-            if verify:
-                digest = cli.file_digest(path)
-                if digest != spec["sha256"]:
-                    raise PresetError(
-                        f"sha256 mismatch for {path}: {config_path.name} has "
-                        f"{spec['sha256']}, the file {digest}"
-                    )
-            stages[stage] = saving.load(path, compile=compile, safe_mode=safe_mode)
-        return cls(
-            stages["stage1"],
-            stages.get("stage2"),
-            config.get("latent_noise"),
-            config.get("latent_scale"),
-            config.get("name"),
-            config.get("card"),
+        return presets.save(
+            folder,
+            {"stage1": self.stage1, "stage2": self.stage2},
+            self.name,
+            self.latent_noise,
+            self.latent_scale,
+            self.card,
         )
-
-
-def preset_config(name, latent_noise, latent_scale, card, files):
-    """A preset's config.json: the format, the generation options, the card
-    and {stage: `file_record`} with paths relative to the folder. Written by
-    `TwoStageVAE.save` and, from a zoo card, by `kvae.zoo`."""
-    return {
-        "format": PRESET_FORMAT,
-        "version": PRESET_VERSION,
-        "name": name,
-        "latent_noise": latent_noise,
-        "latent_scale": latent_scale,
-        "card": card,
-        "files": files,
-    }
-
-
-def file_record(path, relative):
-    """{"path", "sha256", "size"} of a file, its path as given."""
-    from kvae import cli
-
-    path = Path(path)
-    return {"path": str(relative), "sha256": cli.file_digest(path), "size": path.stat().st_size}

@@ -6,117 +6,76 @@
     model = kvae.zoo.load("fmnist_two_stage_computed")
     images = model.generate(16, mode="mean", seed=0)   # through both stages
 
-The zoo is a folder (the repository's `zoo/`, or $KVAE_ZOO, or the
-`zoo_dir` argument) holding `manifest.json` and one sub-folder per trained
-model, a preset folder (`kvae.TwoStageVAE`): stage1.keras (and stage2.keras
-for two-stage models), config.json (the preset: generation options, file
-digests and the card), metrics.json (`kvae.evaluate` on the 10,000 test
-images), samples.png and reconstructions.png. Every `.keras` file also loads with plain
-Keras: `import kvae` then `keras.saving.load_model(path)`.
+The zoo's catalogue (`kvae.catalog`) is `manifest.json`: one card per model.
+A trained model is a preset folder (`kvae.presets`): stage1.keras (and
+stage2.keras), config.json (generation options, file digests and the card),
+with metrics.json (`kvae.evaluate` on the 10,000 test images), samples.png
+and reconstructions.png beside them. `load` finds it in the local zoo folder
+(a checkout's `zoo/`, $KVAE_ZOO, or the zoo inside the installed package,
+which holds the default model), else in the Hugging Face cache or on the Hub
+through the card's pinned handle once it is published. Every `.keras` file
+also loads with plain Keras: `import kvae` then `keras.saving.load_model(path)`.
 
-The manifest entry of a model (its card) holds its name, dataset,
-description, configuration, the exact training command, epochs, the
-evaluation metrics, each file's sha256 and size, the device that trained
-it, and `check`: the metrics of `kvae.evaluate` on a fixed 500-image subset,
+The card of a model holds its name, dataset, description, configuration,
+the exact training command, epochs, the evaluation metrics, each file's
+sha256 and size, the device that trained it, its Hub handle once published,
+and `check`: the metrics of `kvae.evaluate` on a fixed 500-image subset,
 which the tests reproduce. Recipe entries hold the training command, what
 to expect and why they are not trained here.
 
-`python -m kvae.zoo export RUN_DIR --name NAME` adds a finished training run
-to the zoo (see `export`).
+    python -m kvae.zoo export RUN_DIR --name NAME ...   # add a finished run
+    python -m kvae.zoo publish --owner OWNER            # push every trained model
 """
 
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-MANIFEST = "manifest.json"
-ZOO_ENV = "KVAE_ZOO"
+from kvae import catalog, devices, evaluate, files, hub, loader, presets, runs, saving
+from kvae import recipes as training_recipes
+from kvae.catalog import MANIFEST, ZOO_ENV, ZooError, card, default_dir, manifest, recipes
+from kvae.two_stage import TwoStageVAE
+
 CHECK_IMAGES = 500
 """Size of the fixed subset (the first test images) whose metrics the
 manifest records and the tests reproduce."""
 
-
-class ZooError(ValueError):
-    """An unknown or untrained name, a missing file or a sha256 mismatch."""
-
-
-def default_dir():
-    """The zoo folder: $KVAE_ZOO, else the `zoo/` beside the kvae package
-    (the repository root, for a source checkout or an editable install)."""
-    if os.environ.get(ZOO_ENV):
-        return Path(os.environ[ZOO_ENV])
-    return Path(__file__).resolve().parent.parent / "zoo"
-
-
-def manifest(zoo_dir=None):
-    """The manifest: {"models": {name: card}}. A missing folder or manifest
-    is a ZooError that says where it looked."""
-    path = Path(zoo_dir or default_dir()) / MANIFEST
-    if not path.is_file():
-        raise ZooError(
-            f"no zoo manifest at {path}; set {ZOO_ENV} or pass zoo_dir to the "
-            f"folder that holds {MANIFEST}"
-        )
-    return json.loads(path.read_text())
+__all__ = [
+    "MANIFEST",
+    "ZOO_ENV",
+    "ZooError",
+    "card",
+    "default_dir",
+    "export",
+    "list",
+    "load",
+    "manifest",
+    "publish",
+    "recipes",
+    "refresh",
+]
 
 
 def list(zoo_dir=None):  # noqa: A001 (the keras-hub style name the issue asks for)
     """Names of the trained models, sorted."""
-    return sorted(name for name, card in manifest(zoo_dir)["models"].items() if card.get("trained"))
+    return catalog.trained(zoo_dir)
 
 
-def recipes(zoo_dir=None):
-    """Names of the models that exist only as a training recipe, sorted."""
-    return sorted(
-        name for name, card in manifest(zoo_dir)["models"].items() if not card.get("trained")
-    )
-
-
-def card(name, zoo_dir=None):
-    """The manifest entry of a model or recipe."""
-    models = manifest(zoo_dir)["models"]
-    if name not in models:
-        raise ZooError(
-            f"no zoo model named {name!r}; trained: {', '.join(list(zoo_dir))}; "
-            f"recipes: {', '.join(recipes(zoo_dir))}"
-        )
-    return models[name]
-
-
-def load(name, zoo_dir=None, verify=True):
-    """The trained zoo entry `name` as a `kvae.TwoStageVAE` (one or two
-    stages, with the card).
-
-    The entry's folder is a preset (`kvae.two_stage`): every file's sha256 is
-    checked first (a mismatch is a ZooError naming the file); the files load
-    with Keras's safe_mode and without their (absent) optimizer. A
-    recipe-only name is a ZooError that gives the command that trains it.
-    """
-    from kvae.two_stage import PresetError, TwoStageVAE
-
-    zoo_dir = Path(zoo_dir or default_dir())
-    entry = card(name, zoo_dir)
-    if not entry.get("trained"):
-        raise ZooError(
-            f"{name} is a recipe, not trained here ({entry.get('why_not_trained', '')}"
-            f"). Train it with: {entry['command']}; then add it with: python -m "
-            f"kvae.zoo export RUN_DIR --name {name}"
-        )
-    try:
-        return TwoStageVAE.load(zoo_dir / name, verify=verify)
-    except PresetError as error:
-        raise ZooError(f"{name}: {error}") from error
+def load(name, zoo_dir=None, endpoint=None, cache_dir=None, token=None):
+    """The trained zoo model `name` as a `kvae.TwoStageVAE` (one or two
+    stages, with its card): `kvae.load(name)`. Its files are checked before
+    Keras opens them (safe_mode); a recipe-only name is a ZooError that
+    gives the command that trains it."""
+    catalog.card(name, zoo_dir)  # a name, not a path: unknown names fail here
+    return loader.load(name, zoo_dir=zoo_dir, endpoint=endpoint, cache_dir=cache_dir, token=token)
 
 
 def preset_config(entry):
     """The preset config.json of a trained entry, from its card: the folder
     then loads as a `kvae.TwoStageVAE` on its own."""
-    from kvae import two_stage
-
-    return two_stage.preset_config(
+    return presets.preset_config(
         entry["name"],
         entry["generation"]["latent_noise"],
         entry["generation"].get("latent_scale"),
@@ -134,20 +93,25 @@ def preset_config(entry):
 def _write_manifest(zoo_dir, data):
     """Write the manifest (names sorted), each trained model's preset
     config.json and the README, all rendered from the manifest."""
-    from kvae import cli, two_stage
-    from kvae import recipes as training_recipes
-
     # the recipes' cards come from kvae/recipes.py, their one source
     data["models"] = dict(sorted({**data["models"], **training_recipes.zoo_cards()}.items()))
-    cli.write_json(zoo_dir / MANIFEST, data)
+    for entry in data["models"].values():
+        if entry.get("trained"):
+            entry.setdefault("hub", {"handle": None, "published": False})
+    files.write_json(zoo_dir / MANIFEST, data)
     for name, entry in data["models"].items():
         if entry.get("trained") and (zoo_dir / name).is_dir():
-            cli.write_json(zoo_dir / name / two_stage.PRESET_CONFIG, preset_config(entry))
+            files.write_json(zoo_dir / name / presets.CONFIG, preset_config(entry))
     (zoo_dir / "README.md").write_text(render_readme(data))
 
 
 def _number(value, digits=4):
     return "" if value is None else f"{value:.{digits}g}"
+
+
+def _hub_text(entry):
+    handle = catalog.hub_handle(entry)
+    return f"`{handle}`" if handle else "not published yet"
 
 
 def _size(entry):
@@ -176,8 +140,8 @@ def render_readme(data):
         "## Trained models",
         "",
         "| name | dataset | stages | epochs (1 / 2) | MSE | bits/dim | FD-fmnist REC / GEN-1 / "
-        "GEN-2 | inactive latents | MiB | trained on |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "GEN-2 | inactive latents | MiB | trained on | on the Hub |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in trained:
         metrics = entry["metrics"]
@@ -192,11 +156,15 @@ def render_readme(data):
             f"{_number(metrics['mse'])} | {_number(metrics['bits_per_dim'])} | {fd_text} | "
             f"{metrics['inactive_latents']} of "
             f"{metrics['inactive_latents'] + metrics['active_latents']} | "
-            f"{_size(entry):.1f} | {entry['trained_on']['device']} |"
+            f"{_size(entry):.1f} | {entry['trained_on']['device']} | "
+            f"{_hub_text(entry)} |"
         )
     lines += [
         "",
-        f"Total: {sum(_size(entry) for entry in trained):.1f} MiB of checkpoints.",
+        f"Total: {sum(_size(entry) for entry in trained):.1f} MiB of checkpoints. "
+        "`kvae.zoo.load` reads a model from this folder (a source checkout, $KVAE_ZOO, or the "
+        "default model inside the installed package), else from the Hugging Face cache or the "
+        "Hub at its pinned commit (`python -m kvae.zoo publish` pins them).",
         "",
         "## Recipes (not trained here)",
         "",
@@ -282,8 +250,6 @@ def _evaluate_into(model, target, dataset, config, scratch, fid):
     test split into target/metrics.json, samples.png and
     reconstructions.png, then the first `CHECK_IMAGES` examples. Returns the
     card's fields that come from evaluation (metrics, evaluation, check)."""
-    from kvae import cli, evaluate
-
     real = evaluate.load_examples(config, "test", evaluate.FULL_EVALUATION, model.data_shape)
     # as a user would run it from the folder that holds the zoo
     command = (
@@ -297,7 +263,7 @@ def _evaluate_into(model, target, dataset, config, scratch, fid):
     check = evaluate.evaluate(
         model, check_examples, dataset, fid="off", gain_images=CHECK_IMAGES, out=None
     )
-    cli.write_json(scratch / "metrics.json", metrics)
+    files.write_json(scratch / "metrics.json", metrics)
     shutil.copy(scratch / "metrics.json", target / "metrics.json")
     grid = "samples_stage2.png" if model.stage2 is not None else "samples_mean.png"
     shutil.copy(scratch / grid, target / "samples.png")
@@ -345,21 +311,15 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
     samples.png; and writes the manifest entry (with `notes`, what a user
     should know about the model, when given). Returns the entry.
     """
-    from kvae import cli, saving, two_stage
-    from kvae.two_stage import TwoStageVAE
-
     run_dir, zoo_dir = Path(run_dir), Path(zoo_dir or default_dir())
-    config = json.loads((run_dir / "config.json").read_text())
-    state = json.loads((run_dir / "state.json").read_text())
-    stages = [
-        saving.load(run_dir / f"stage{stage}.keras", compile=False)
-        for stage in ("1", "2")
-        if (run_dir / f"stage{stage}.keras").is_file() and state[f"stage{stage}"]["epochs_done"] > 0
-    ]
+    run = runs.RunFolder(run_dir)
+    config = run.read_config()
+    state = json.loads(run.file("state.json").read_text())
+    stages = [saving.load_keras(path, compile=False) for path in run.finished_checkpoints()]
     model = TwoStageVAE(*stages, name=name)  # without the optimizer: compile=False
     target = zoo_dir / name
     model.save(target)
-    saved_files = json.loads((target / two_stage.PRESET_CONFIG).read_text())["files"]
+    saved_files = presets.read(target)["files"]
     evaluated = _evaluate_into(model, target, config["dataset"], config, run_dir / "zoo-eval", fid)
     entry = {
         "trained": True,
@@ -383,7 +343,7 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
         "samples": f"{name}/samples.png",
         "reconstructions": f"{name}/reconstructions.png",
         **evaluated,
-        "trained_on": {"device": cli.device_name(), "backend": _backend()},
+        "trained_on": {"device": devices.device_name(), "backend": _backend()},
         "exported": time.strftime("%Y-%m-%d"),
     }
     if notes:
@@ -393,6 +353,33 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
     data["models"][name] = entry
     _write_manifest(zoo_dir, data)
     return entry
+
+
+def publish(owner, zoo_dir=None, names=None, endpoint=None, token=None, private=False):
+    """Push every trained model of the local zoo (or those in `names`) to
+    hf://OWNER/NAME and write each returned pinned handle into its card.
+    Returns {name: handle}."""
+    zoo_dir = Path(zoo_dir or default_dir())
+    data = manifest(zoo_dir)
+    published = {}
+    for name in names or catalog.trained(zoo_dir):
+        entry = catalog.card(name, zoo_dir)
+        where, folder = catalog.locate(name, zoo_dir)
+        if where != "folder":
+            raise ZooError(f"{name} has no files in {zoo_dir} to publish")
+        handle = hub.push(
+            folder,
+            f"hf://{owner}/{name}",
+            private=private,
+            message=f"kvae zoo model {name}",
+            token=token,
+            endpoint=endpoint,
+        )
+        entry["hub"] = {"handle": handle, "published": time.strftime("%Y-%m-%d")}
+        data["models"][name] = entry
+        published[name] = handle
+        _write_manifest(zoo_dir, data)  # after each push: nothing pushed is lost
+    return published
 
 
 def main(argv=None):
@@ -423,6 +410,14 @@ def main(argv=None):
     exporting.add_argument("--zoo", type=Path)
     exporting.add_argument("--fid", choices=("auto", "on", "off"), default="auto")
     exporting.add_argument("--notes", help="what a user should know, for the card")
+    publishing = commands.add_parser(
+        "publish", help="push trained models to the Hugging Face Hub and pin them in the manifest"
+    )
+    publishing.add_argument("--owner", required=True, help="the Hub user or organisation")
+    publishing.add_argument("names", nargs="*", help="default: every trained model")
+    publishing.add_argument("--zoo", type=Path)
+    publishing.add_argument("--private", action="store_true")
+    publishing.add_argument("--endpoint", help="another Hub than huggingface.co")
     try:
         args = parser.parse_args(argv)
         if args.command == "list":
@@ -433,6 +428,12 @@ def main(argv=None):
             return 0
         if args.command == "readme":
             _write_manifest(Path(args.zoo or default_dir()), manifest(args.zoo))
+            return 0
+        if args.command == "publish":
+            for name, handle in publish(
+                args.owner, args.zoo, args.names, args.endpoint, private=args.private
+            ).items():
+                print(f"{name}\t{handle}")
             return 0
         if args.command == "refresh":
             for name in args.names:
@@ -450,7 +451,7 @@ def main(argv=None):
             args.fid,
             args.notes,
         )
-    except (cli.UsageError, ZooError) as error:
+    except (cli.UsageError, ZooError, hub.HubError, presets.PresetError) as error:
         print(f"kvae.zoo: {error}", file=sys.stderr)
         return cli.EXIT_BAD_INPUT
     print(json.dumps({key: entry[key] for key in ("name", "files", "check")}, indent=1))

@@ -4,10 +4,12 @@
     bentoml serve serving.service:KVAE --arg model=fmnist_mse
     KVAE_MODEL=path/to/stage1.keras bentoml serve serving.service:KVAE
 
-The model is a zoo name (default `fmnist_two_stage_computed`) or the path of
-a stage-1 `.keras` file (with `--arg stage2=path` for its second stage),
-chosen by `--arg model=...` or $KVAE_MODEL. It is loaded once per worker,
-float32, on the CPU.
+The model is anything `kvae.load` reads: a zoo name (default
+`fmnist_two_stage_computed`), a preset folder, a Hub handle
+`hf://OWNER/NAME@COMMIT` (with HF_HUB_OFFLINE=1 for an image whose cache was
+filled at build time), or the path of a stage-1 `.keras` file (with `--arg
+stage2=path` for its second stage), chosen by `--arg model=...` or
+$KVAE_MODEL. It is loaded once per worker, float32, on the CPU.
 
 Routes:
 - POST /encode           multipart `image` (PNG or JPEG) [, `sample`, `seed`]
@@ -58,9 +60,10 @@ from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from PIL import Image, UnidentifiedImageError
 from starlette.responses import JSONResponse, Response
 
+from kvae import catalog
 from serving.guard import Guard, QuietClientErrors
 
-DEFAULT_MODEL = "fmnist_two_stage_computed"
+DEFAULT_MODEL = catalog.DEFAULT_MODEL
 MODEL_ENV = "KVAE_MODEL"
 MAX_IMAGES = 256
 MAX_UPLOAD_BYTES = 4 * 2**20
@@ -100,45 +103,45 @@ ARGS = bentoml.use_arguments(ServiceArgs)
 # -- the model -------------------------------------------------------------------
 
 
-def is_file_spec(spec):
-    """Whether a model spec names a `.keras` file or a preset folder rather
-    than a zoo model."""
-    return spec.endswith(".keras") or os.sep in spec
-
-
 def load_model(spec, stage2=None):
-    """A float32 `kvae.TwoStageVAE` for CPU serving: a zoo name, a preset
-    folder, or a stage-1 `.keras` path (and an optional stage-2 path)."""
+    """A float32 `kvae.TwoStageVAE` for CPU serving: whatever `kvae.load`
+    reads (a zoo name, a preset folder, an hf:// handle, a stage-1 `.keras`
+    file), with an optional stage-2 `.keras` file for the last."""
     import kvae
-    from kvae import zoo
 
-    if not is_file_spec(spec):
+    model = kvae.load(spec, compile=False)
+    if isinstance(model, kvae.TwoStageVAE):
         if stage2:
-            raise ValueError("stage2= applies to a .keras model path, not a zoo name")
-        return zoo.load(spec).to_float32()
-    if Path(spec).is_dir():
-        return kvae.TwoStageVAE.load(spec).to_float32()
-    stages = [kvae.load(path, compile=False) for path in (spec, stage2) if path]
+            raise ValueError("stage2= applies to a stage-1 .keras file, not to " + spec)
+        return model.to_float32()
+    stages = [model] + ([kvae.load(stage2, compile=False)] if stage2 else [])
     return kvae.TwoStageVAE(*stages, name=Path(spec).name).to_float32()
 
 
 def model_card():
-    """What GET /models answers: the zoo card (with metrics.json when the
-    zoo has it) or, for a file, what is known about it."""
-    from kvae import zoo
+    """What GET /models answers: the model's card (a zoo model's from the
+    manifest, with its metrics.json when the zoo folder has it; a preset's
+    or a Hub model's from its config.json) or, for a `.keras` file, what is
+    known about it."""
+    from kvae import hub, presets
 
     spec = ARGS.model
-    if is_file_spec(spec):
+    if hub.is_handle(spec):
+        folder, provenance = hub.download(spec)  # cached: no request for a pinned commit
+        return {**presets.read(folder).get("card", {}), "provenance": provenance}
+    if Path(spec).is_dir():
+        return presets.read(spec).get("card") or {"name": Path(spec).name}
+    if spec.endswith(".keras") or os.sep in spec:
         return {
             "name": Path(spec).name,
             "path": spec,
             "stage2": ARGS.stage2,
             "source": "a .keras file given to the service",
         }
-    card = dict(zoo.card(spec))
-    metrics_file = zoo.default_dir() / spec / "metrics.json"
-    if metrics_file.is_file():
-        card["metrics_json"] = json.loads(metrics_file.read_text())
+    card = dict(catalog.card(spec))
+    where, location = catalog.locate(spec)
+    if where == "folder" and (location / "metrics.json").is_file():
+        card["metrics_json"] = json.loads((location / "metrics.json").read_text())
     return card
 
 

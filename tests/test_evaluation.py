@@ -459,7 +459,7 @@ def test_fid_on_the_papers_graph_end_to_end(fashion_run, tmp_path, monkeypatch, 
 
 def test_evaluate_bad_input_exits_2_with_one_line(fashion_run, tmp_path, capsys):
     cases = [
-        ([str(tmp_path / "absent"), "--out", str(tmp_path / "o")], "neither a run folder"),
+        ([str(tmp_path / "absent"), "--out", str(tmp_path / "o")], "absent does not exist"),
         (
             [
                 str(fashion_run),

@@ -231,12 +231,12 @@ def test_auto_precision_is_bfloat16_on_recent_gpus_and_float32_here(monkeypatch)
     """And --steps-per-execution auto: 16 on a GPU, 1 here."""
     import tensorflow as tf
 
-    from kvae import cli, models, training
+    from kvae import devices, models, training
 
     assert models.auto_precision() == "float32"  # this machine: a CPU
     assert training.steps_per_execution("auto") == 1
     assert training.steps_per_execution(4) == 4
-    assert cli.accelerator() is None and cli.device_name().startswith("CPU (")
+    assert devices.accelerator() is None and devices.device_name().startswith("CPU (")
     assert tiny_resnet("computed", precision="auto").precision == "float32"
     if keras.backend.backend() != "tensorflow":
         return
@@ -252,8 +252,8 @@ def test_auto_precision_is_bfloat16_on_recent_gpus_and_float32_here(monkeypatch)
         assert models.auto_precision() == expected, capability
         assert training.steps_per_execution("auto") == 16
         # no device_name in these details: the device's own name
-        assert cli.device_name() == "/physical_device:GPU:0"
-        assert cli.accelerator()["compute_capability"] == capability
+        assert devices.device_name() == "/physical_device:GPU:0"
+        assert devices.accelerator()["compute_capability"] == capability
 
 
 # -- inference API -----------------------------------------------------------

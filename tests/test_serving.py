@@ -518,9 +518,11 @@ def test_a_token_guards_every_route_but_the_probes(client, monkeypatch):
 # -- the real server -----------------------------------------------------------------
 
 
-def _serve(home, *args):
+def _serve(home, *args, env=None):
     """Start `bentoml serve` from the repository root (bentofile.yaml: the
-    default zoo model) on a free loopback port; returns (process, url, log)."""
+    default zoo model) on a free loopback port, with `env` added to the
+    environment; returns (process, url, log)."""
+    extra = env or {}
     (port,) = free_ports(1)
     log_path = home / "serve.log"
     env = {
@@ -534,6 +536,7 @@ def _serve(home, *args):
             "BENTOML_DO_NOT_TRACK": "true",
             "TF_CPP_MIN_LOG_LEVEL": "3",
             "CUDA_VISIBLE_DEVICES": "",
+            **extra,
         }
     )
     with open(log_path, "w") as log:
@@ -581,13 +584,45 @@ def _stop(process):
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    """Two real servers of the default zoo model, started side by side:
-    {"batched": url, "unbatched": url (--arg batching=false)}."""
+def hub_cache(tmp_path_factory):
+    """(handle, cache): the default zoo model pushed to a loopback Hub and
+    downloaded at its commit into a Hugging Face cache made here; the Hub is
+    gone afterwards, so a server given the handle reads the cache offline."""
+    from fake_hub import FakeHub
+
+    cache = tmp_path_factory.mktemp("hf-cache")
+    with FakeHub() as hub:
+        handle = kvae.hub.push(
+            ROOT / "zoo" / serving_default(), "hf://kvae-test/default", endpoint=hub.url
+        )
+        kvae.hub.download(handle, endpoint=hub.url, cache_dir=cache)
+    return handle, cache
+
+
+def serving_default():
+    import serving.service
+
+    return serving.service.DEFAULT_MODEL
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory, hub_cache):
+    """Three real servers of the default zoo model, started side by side:
+    {"batched": url, "unbatched": url (--arg batching=false), "hub": url
+    (--arg model=hf://...@COMMIT, offline from a cache)}."""
+    handle, cache = hub_cache
+    runs = {
+        "batched": ((), None),
+        "unbatched": (("--arg", "batching=false"), None),
+        "hub": (
+            ("--arg", f"model={handle}"),
+            {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)},
+        ),
+    }
     started = {}
     try:
-        for name, args in (("batched", ()), ("unbatched", ("--arg", "batching=false"))):
-            started[name] = _serve(tmp_path_factory.mktemp(f"bentoml-{name}"), *args)
+        for name, (args, env) in runs.items():
+            started[name] = _serve(tmp_path_factory.mktemp(f"bentoml-{name}"), *args, env=env)
         deadline = time.time() + 300
         for process, url, log_path in started.values():
             _wait_ready(process, url, log_path, deadline)
@@ -607,7 +642,8 @@ def test_the_service_and_the_library_give_the_same_images_for_a_seed(servers):
     """Issue 13's acceptance: kvae.zoo.load(name).generate(4, mode, seed=3,
     stage) and POST /{mode}-generate {"n": 4, "seed": 3, "stage", "format":
     "json"} on a really started server give the same pixels, for both
-    stages and modes, with the Decoder's batching on and off."""
+    stages and modes, with the Decoder's batching on and off, and from a
+    server given the model's Hub handle (offline, from a cache)."""
     model = kvae.zoo.load("fmnist_two_stage_computed")
     for stage in (1, 2):
         for mode in ("mean", "sample"):
@@ -627,6 +663,13 @@ def test_the_service_and_the_library_give_the_same_images_for_a_seed(servers):
                 np.testing.assert_array_equal(
                     got, expected[..., 0], err_msg=f"{name} stage {stage} {mode}"
                 )
+
+
+def test_the_hub_server_says_where_its_model_came_from(servers, hub_cache):
+    handle, _ = hub_cache
+    card = httpx.get(f"{servers['hub']}/models", timeout=30).json()
+    assert card["name"] == serving_default() and card["provenance"]["source"] == handle
+    assert card["provenance"]["resolved_revision"] == handle.split("@")[1]
 
 
 def test_the_real_server_serves_the_default_zoo_model(server):

@@ -152,12 +152,15 @@ def test_a_preset_folder_round_trips_and_refuses_a_changed_file(pair, tmp_path):
     assert config["format"] == "kvae.TwoStageVAE" and set(config["files"]) == {"stage1", "stage2"}
     loaded = kvae.load(tmp_path / "preset")
     assert isinstance(loaded, kvae.TwoStageVAE)
+    provenance = loaded.card.pop("provenance")
     assert (loaded.name, loaded.latent_noise, loaded.latent_scale, loaded.card) == (
         "tiny",
         False,
         1.25,
         {"description": "a test"},
     )
+    assert provenance["source"] == str(tmp_path / "preset")
+    assert set(provenance["files"]) == {"stage1", "stage2"}
     for mode in ("mean", "sample"):
         np.testing.assert_array_equal(
             loaded.generate(3, mode=mode, seed=2), model.generate(3, mode=mode, seed=2)
@@ -169,7 +172,7 @@ def test_a_preset_folder_round_trips_and_refuses_a_changed_file(pair, tmp_path):
     content = bytearray(target.read_bytes())
     content[len(content) // 2] ^= 0xFF
     target.write_bytes(bytes(content))
-    with pytest.raises(kvae.two_stage.PresetError, match=r"sha256 mismatch for .*stage2\.keras"):
+    with pytest.raises(kvae.presets.PresetError, match=r"sha256 mismatch for .*stage2\.keras"):
         kvae.load(tmp_path / "preset")
-    with pytest.raises(kvae.two_stage.PresetError, match="not a kvae preset"):
-        kvae.TwoStageVAE.load(tmp_path)
+    with pytest.raises(kvae.presets.PresetError, match="without a kvae preset"):
+        kvae.load(tmp_path)

@@ -15,6 +15,7 @@ import pytest
 
 import kvae
 from kvae import data, evaluate, train, zoo
+from kvae.presets import PresetError
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 SHIPPED = (
@@ -158,10 +159,10 @@ def test_a_changed_file_is_refused_with_its_name(tmp_path):
     content = bytearray(target.read_bytes())
     content[len(content) // 2] ^= 0xFF
     target.write_bytes(bytes(content))
-    with pytest.raises(zoo.ZooError, match=r"sha256 mismatch for .*manifold2d_ls/stage1\.keras"):
+    with pytest.raises(PresetError, match=r"sha256 mismatch for .*manifold2d_ls/stage1\.keras"):
         zoo.load("manifold2d_ls", zoo_dir=tmp_path)
     (tmp_path / "manifold2d_ls" / "stage1.keras").unlink()
-    with pytest.raises(zoo.ZooError, match=r"manifold2d_ls/stage1\.keras is missing"):
+    with pytest.raises(PresetError, match=r"manifold2d_ls/stage1\.keras is missing"):
         zoo.load("manifold2d_ls", zoo_dir=tmp_path)
 
 
