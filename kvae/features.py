@@ -197,24 +197,23 @@ def train_fmnist_classifier(out, data_dir=None, epochs=8, seed=0):
 
 
 def download_inception():
-    """`download-inception`: fetch and verify the archive; exit 0, or 2 with
-    one line when it is not the expected file."""
+    """`download-inception`: fetch the archive and establish it as the
+    papers' network (`kvae.inception.establish`); print how, and exit 0, or 2
+    with one line when it is not."""
     from kvae import inception
 
     try:
-        path, digest = inception.download()
+        path, provenance = inception.download()
     except inception.InceptionUnavailable as error:
         print(f"kvae.features: error: {error}", file=sys.stderr)
         return 2
-    pinned = inception.expected_sha256()
-    print(f"{path}: sha256 {digest}")
-    if pinned is None:
+    print(f"{path}: sha256 {provenance['network_sha256']}")
+    print(f"established by {provenance['verified_by']}")
+    if "top5" in provenance:
         print(
-            f"kvae has no pinned digest to check it against yet; set {inception.SHA256_VARIABLE}="
-            f"{digest} to require this file from now on, and tell kvae's developers the digest."
+            "cropped_panda.jpg: "
+            + ", ".join(f"{name} {score:.5f}" for name, score in provenance["top5"])
         )
-    else:
-        print("matches the expected digest")
     return 0
 
 

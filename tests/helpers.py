@@ -162,16 +162,53 @@ def fake_inception_weights():
     return np.random.default_rng(7).standard_normal((13 * 13 * 3, 2048)).astype("float32") / 8.0
 
 
-def write_fake_inception_archive(path):
+PANDA_ANSWER = (
+    (
+        169,
+        "n02510455",
+        "giant panda, panda, panda bear, coon bear, Ailuropoda melanoleuca",
+        0.89107,
+    ),
+    (75, "n02497673", "indri, indris, Indri indri, Indri brevicaudatus", 0.00779),
+    (
+        7,
+        "n02509815",
+        "lesser panda, red panda, panda, bear cat, cat bear, Ailurus fulgens",
+        0.00296,
+    ),
+    (900, "n07760859", "custard apple", 0.00147),
+    (500, "n09256479", "earthstar", 0.00117),
+)
+"""(softmax index, WordNet id, human label, score) of the published top five
+for cropped_panda.jpg; the stand-in's default answer."""
+
+
+def panda_scores(answer=PANDA_ANSWER, classes=1008):
+    """A softmax vector (summing to 1) whose top entries are `answer`'s
+    scores; the rest of the mass is spread unevenly over the other classes."""
+    others = np.ones(classes, bool)
+    others[[index for index, *_ in answer]] = False
+    scores = np.zeros(classes, np.float64)
+    spread = np.linspace(0.5, 1.5, int(others.sum()))
+    scores[others] = spread / spread.sum() * (1.0 - sum(score for *_, score in answer))
+    for index, _, _, score in answer:
+        scores[index] = score
+    return scores.astype("float32")
+
+
+def write_fake_inception_archive(path, answer=PANDA_ANSWER, leave_out=()):
     """An inception-2015-12-05.tgz look-alike: a GraphDef with the real one's
-    tensor names on the path kvae uses (ExpandDims:0 for any image size ->
+    tensor names on the paths kvae uses: ExpandDims:0 for any image size ->
     ResizeBilinear to 299 -> Sub 128 -> Mul 1/128 -> ... -> pool_3:0 with
-    2048 features), computing `fake_inception_features` instead of Inception,
-    packed as classify_image_graph_def.pb beside other members."""
+    2048 features (computing `fake_inception_features`, not Inception), and
+    DecodeJpeg/contents:0 (JPEG bytes, decoded) -> softmax:0 answering the
+    scores of `answer` (`panda_scores`); with cropped_panda.jpg and the two
+    label maps naming `answer`'s classes. `leave_out` names members to omit."""
     import io
     import tarfile
 
     import tensorflow as tf
+    from PIL import Image
 
     graph = tf.Graph()
     with graph.as_default():
@@ -183,12 +220,28 @@ def write_fake_inception_archive(path):
         flat = tf.reshape(pooled, [-1, 13 * 13 * 3])
         features = tf.tanh(tf.matmul(flat, tf.constant(fake_inception_weights())))
         tf.reshape(features, [-1, 1, 1, 2048], name="pool_3")
-    serialized = graph.as_graph_def().SerializeToString()
+        contents = tf.compat.v1.placeholder(tf.string, [], name="DecodeJpeg/contents")
+        pixels = tf.cast(tf.io.decode_jpeg(contents, channels=3), tf.float32)
+        scores = tf.constant(panda_scores(answer)[None]) + 0.0 * tf.reduce_mean(pixels)
+        tf.identity(scores, name="softmax")
+    jpeg = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(jpeg, "JPEG")
+    label_map = "".join(
+        f'entry {{\n  target_class: {index}\n  target_class_string: "{uid}"\n}}\n'
+        for index, uid, _, _ in answer
+    )
+    synsets = "".join(f"{uid}\t{text}\n" for _, uid, text, _ in answer)
+    members = {
+        "LICENSE": b"test stand-in\n",
+        "classify_image_graph_def.pb": graph.as_graph_def().SerializeToString(),
+        "cropped_panda.jpg": jpeg.getvalue(),
+        "imagenet_2012_challenge_label_map_proto.pbtxt": label_map.encode(),
+        "imagenet_synset_to_human_label_map.txt": synsets.encode(),
+    }
     with tarfile.open(path, "w:gz") as bundle:
-        for name, content in (
-            ("LICENSE", b"test stand-in\n"),
-            ("classify_image_graph_def.pb", serialized),
-        ):
+        for name, content in members.items():
+            if name in leave_out:
+                continue
             info = tarfile.TarInfo(name)
             info.size = len(content)
             bundle.addfile(info, io.BytesIO(content))

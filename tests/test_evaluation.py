@@ -18,7 +18,7 @@ from PIL import Image
 
 import kvae
 from helpers import fake_inception_dai2019, tiny_resnet, write_fake_inception_archive
-from kvae import data, evaluate, features, metrics, seeds, train, training
+from kvae import data, evaluate, features, inception, metrics, seeds, train, training
 from kvae.generation import latent_normalization_scale
 
 # -- the Frechet distance ------------------------------------------------------------------
@@ -419,6 +419,7 @@ def test_fid_on_the_papers_graph_end_to_end(fashion_run, tmp_path, monkeypatch, 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.delenv("KVAE_INCEPTION_SHA256", raising=False)
     archive = write_fake_inception_archive(tmp_path / "fake.tgz")
+    monkeypatch.setattr(inception, "ARCHIVE_SIZE", archive.stat().st_size)  # the stand-in's
     arguments = ["--num-images", "128", "--fid", "on", "--inception", str(archive)]
     runs = []
     for name, extra in (("dai", []), ("asperti", ["--fid-protocol", "asperti2020"])):
@@ -431,6 +432,7 @@ def test_fid_on_the_papers_graph_end_to_end(fashion_run, tmp_path, monkeypatch, 
     assert protocol["fid_protocol"] == "dai2019"  # Fashion-MNIST's recipe is Dai & Wipf's
     assert protocol["images_used"] == 100 and "first 128" in protocol["real_reference"]
     assert protocol["network_sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert protocol["verified_by"] == "published size and classifications"  # provenance
     assert "inception-2015-12-05" in protocol["network"]
     assert asperti["protocol"]["fid_protocol"] == "asperti2020"
     assert asperti["protocol"]["images_used"] == 128 and asperti["gen1"] != fid["gen1"]

@@ -1,8 +1,10 @@
 """The papers' FID network (kvae.inception) on a stand-in archive built here:
-the loader, both protocols' pixels against NumPy, whole batches only, the
-sha256 refusal, the download command, and the real-statistics cache."""
+the verification by function (size, members, the panda test) and its
+refusals, the loader, both protocols' pixels against NumPy, whole batches
+only, the sha256 pin, the download command, and the real-statistics cache."""
 
 import hashlib
+import json
 import subprocess
 import sys
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 
 from helpers import (
+    PANDA_ANSWER,
     fake_inception_dai2019,
     fake_inception_features,
     legacy_resize_bilinear,
@@ -24,9 +27,81 @@ def archive(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def no_pin(monkeypatch, tmp_path):
+def no_pin(monkeypatch, tmp_path, archive):
+    """No pinned digest, a Keras cache of the test's own, and the stand-in's
+    size as the published one (the size check is tested by changing it)."""
     monkeypatch.delenv(inception.SHA256_VARIABLE, raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setattr(inception, "ARCHIVE_SIZE", archive.stat().st_size)
+
+
+def refusal(archive):
+    with pytest.raises(inception.InceptionUnavailable) as raised:
+        inception.InceptionGraph(archive, verbose=False)
+    assert "\n" not in str(raised.value)
+    return str(raised.value)
+
+
+def test_an_archive_answering_the_published_five_is_verified_and_recorded(archive):
+    network = inception.InceptionGraph(archive, verbose=False)
+    provenance = network.protocol()
+    assert provenance["verified_by"] == "published size and classifications"
+    assert provenance["network_sha256"] == sha256(archive)
+    assert [name for name, _ in provenance["top5"]] == list(inception.PUBLISHED_TOP5)
+    assert provenance["top5"][0][1] == pytest.approx(0.89107, abs=1e-5)
+    record = json.loads(inception.verified_record().read_text())
+    assert record[str(archive.resolve())]["sha256"] == sha256(archive)
+
+
+def answer_with(**changes):
+    """The published answer with some entries changed: order (a list of
+    positions), a renamed class, or another top score."""
+    rows = [list(row) for row in PANDA_ANSWER]
+    if "order" in changes:
+        scores = [row[3] for row in rows]
+        rows = [rows[i] for i in changes["order"]]
+        for row, score in zip(rows, scores):
+            row[3] = score
+    if "rename" in changes:
+        rows[changes["rename"]][2] = "sea anemone, anemone"
+    if "top" in changes:
+        rows[0][3] = changes["top"]
+    return tuple(tuple(row) for row in rows)
+
+
+@pytest.mark.parametrize(
+    "kind, answer, leave_out, message",
+    [
+        ("order", answer_with(order=[0, 2, 1, 3, 4]), (), "top five are giant panda, lesser panda"),
+        ("class", answer_with(rename=3), (), "sea anemone"),
+        ("score", answer_with(top=0.85), (), "score of 0.85000 for giant panda"),
+        ("member", PANDA_ANSWER, ("imagenet_synset_to_human_label_map.txt",), "synset_to_human"),
+    ],
+)
+def test_an_archive_that_answers_otherwise_is_refused(
+    tmp_path, monkeypatch, kind, answer, leave_out, message
+):
+    other = write_fake_inception_archive(tmp_path / f"{kind}.tgz", answer, leave_out)
+    monkeypatch.setattr(inception, "ARCHIVE_SIZE", other.stat().st_size)
+    assert message in refusal(other)
+    assert not inception.verified_record().exists()  # nothing recorded
+
+
+def test_a_wrong_size_and_a_changed_verified_file_are_refused(archive, tmp_path, monkeypatch):
+    size = archive.stat().st_size
+    monkeypatch.setattr(inception, "ARCHIVE_SIZE", size + 1)
+    assert f"has {size:,} bytes; the published {inception.ARCHIVE_NAME} has {size + 1:,}" in (
+        refusal(archive)
+    )
+    monkeypatch.setattr(inception, "ARCHIVE_SIZE", size)
+    copy = tmp_path / "copy.tgz"
+    copy.write_bytes(archive.read_bytes())
+    inception.InceptionGraph(copy, verbose=False)  # verified and recorded
+    content = bytearray(copy.read_bytes())
+    content[-10] ^= 0xFF  # same size, other bytes
+    copy.write_bytes(bytes(content))
+    message = refusal(copy)
+    assert "changed since kvae verified it" in message and sha256(archive) in message
 
 
 def sha256(path):
@@ -60,9 +135,11 @@ def test_a_file_of_another_digest_is_refused_with_both(archive, monkeypatch, tmp
         inception.InceptionGraph(archive)
     assert wanted in str(raised.value) and sha256(archive) in str(raised.value)
     monkeypatch.setenv(inception.SHA256_VARIABLE, sha256(archive))
-    assert inception.InceptionGraph(archive, verbose=False).protocol()["network_sha256_pinned"]
+    pinned = inception.InceptionGraph(archive, verbose=False).protocol()
+    assert pinned["verified_by"] == "pinned sha256 (KVAE_INCEPTION_SHA256)"
     not_an_archive = tmp_path / "graph.pb"
     not_an_archive.write_bytes(b"not a tar")
+    monkeypatch.setattr(inception, "ARCHIVE_SIZE", not_an_archive.stat().st_size)
     monkeypatch.delenv(inception.SHA256_VARIABLE)
     with pytest.raises(inception.InceptionUnavailable, match="classify_image_graph_def.pb"):
         inception.InceptionGraph(not_an_archive)
@@ -109,7 +186,7 @@ def test_asperti2020_resizes_minus_one_to_one_in_tensorflow_and_feeds_mul(archiv
     protocol = network.protocol(130)
     assert protocol["fid_protocol"] == "asperti2020" and protocol["images_used"] == 128
     assert protocol["network_sha256"] == sha256(archive)
-    assert protocol["network_sha256_pinned"] is False
+    assert protocol["verified_by"] == "published size and classifications"
 
 
 def test_real_statistics_are_cached_by_network_protocol_and_images(archive, tmp_path):
@@ -174,19 +251,21 @@ def test_fid_of_a_set_with_itself_is_zero_and_equals_numpy_otherwise(archive):
 def test_download_command_fetches_verifies_and_refuses(archive, tmp_path):
     """The real download path (keras.utils.get_file) on a file:// origin, in
     a fresh process: a pinned digest that differs is refused with both
-    digests and leaves nothing behind; the right one is fetched."""
+    digests and leaves nothing behind; without a pin the file is verified by
+    function and the command prints how."""
     home = tmp_path / "home"
     script = f"""
 import contextlib, io, os, sys
 from kvae import features, inception
 inception.ARCHIVE_URL = {archive.as_uri()!r}
+inception.ARCHIVE_SIZE = {archive.stat().st_size}
 os.environ[inception.SHA256_VARIABLE] = "cd" * 32
 errors = io.StringIO()
 with contextlib.redirect_stderr(errors):
     refused = features.main(["download-inception"])
 print("REFUSED", refused, errors.getvalue().strip())
 print("LEFT", os.path.exists(os.path.join({str(home)!r}, "models", inception.ARCHIVE_NAME)))
-os.environ[inception.SHA256_VARIABLE] = {sha256(archive)!r}
+del os.environ[inception.SHA256_VARIABLE]
 sys.exit(features.main(["download-inception"]))
 """
     env = {"KERAS_HOME": str(home), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -198,4 +277,5 @@ sys.exit(features.main(["download-inception"]))
     assert refused.startswith("REFUSED 2") and "cd" * 32 in refused and sha256(archive) in refused
     assert "LEFT False" in result.stdout
     assert sha256(home / "models" / inception.ARCHIVE_NAME) == sha256(archive)
-    assert "matches the expected digest" in result.stdout
+    assert "established by published size and classifications" in result.stdout
+    assert "cropped_panda.jpg: giant panda 0.89107, indri 0.00779" in result.stdout
