@@ -18,7 +18,7 @@ pieces (kvae.training, kvae.runs, the data pipeline):
   on the same machine, which carries over to a GPU as far as both are
   bound by the same network's arithmetic.
 - input/output: writing the latest checkpoint with its optimizer (a full
-  `model.save` before; now `kvae.saving.CheckpointWriter`, whose epoch
+  `model.save` before; now `kvae.training.checkpoints.CheckpointWriter`, whose epoch
   waits only for the copy of the values while a thread writes the file
   during the next epoch), the best one (a hard link of the latest since
   issue 18; a second `model.save` before), the TensorBoard scalars and the
@@ -79,19 +79,22 @@ def main():
     from train_throughput import seconds_per_step
 
     import kvae
-    from kvae import devices, metrics, recipes, training
+    from kvae import devices, metrics, recipes
     from kvae.data.pipeline import Dataset
     from kvae.runs import RunFolder, same_file
-    from kvae.saving import CheckpointWriter
+    from kvae.training.checkpoints import CheckpointWriter
+    from kvae.training.loop import validation_batch_size
+    from kvae.training.pictures import stage1_pictures
+    from kvae.training.stages import build_stage1
 
     config = recipes.resolve("celeba", "computed", {"precision": args.precision})
-    batch = config["batch_size"]
+    batch = config.batch_size
     rng = np.random.default_rng(0)
     train = rng.integers(0, 256, (batch * (args.steps + 1), 64, 64, 3), dtype=np.uint8)
     validation = rng.integers(0, 256, (args.images, 64, 64, 3), dtype=np.uint8)
     dataset = Dataset("celeba", train, validation)
-    model = training.build_stage1(config)
-    model.compile(optimizer=kvae.models.adam(config["lr"]), jit_compile=args.xla == "on")
+    model = build_stage1(config)
+    model.compile(optimizer=kvae.models.adam(config.stage1.lr), jit_compile=args.xla == "on")
 
     def fit(count, callbacks):
         model.fit(
@@ -107,7 +110,7 @@ def main():
     per_image = {
         "validation": seconds(
             lambda: model.evaluate(
-                dataset.validation_batches(training.validation_batch_size(batch)), verbose=0
+                dataset.validation_batches(validation_batch_size(batch)), verbose=0
             ),
             repeat=1,
         )
@@ -115,7 +118,7 @@ def main():
         "encoder": seconds(lambda: metrics.encode(model, dataset.examples(args.images)), repeat=1)
         / args.images,
     }
-    pictures = training.stage1_pictures(dataset, seed=0)
+    pictures = stage1_pictures(dataset, seed=0)
     folder = Path(tempfile.mkdtemp(prefix="kvae-overheads-"))
     run = RunFolder(folder / "run")
     run.create(config)
@@ -202,8 +205,8 @@ def main():
         f"**{total - validation + validation / every:.2%}** |"
     )
     for name, value in once:
-        share = value / (epoch * config["epochs"])
-        print(f"| {name} | {value:.1f} | {share:.3%} of stage 1 ({config['epochs']} epochs) |")
+        share = value / (epoch * config.stage1.epochs)
+        print(f"| {name} | {value:.1f} | {share:.3%} of stage 1 ({config.stage1.epochs} epochs) |")
 
 
 if __name__ == "__main__":

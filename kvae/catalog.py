@@ -13,10 +13,11 @@ pinned to a commit) or a recipe. A model's files are looked for, in order:
 `kvae.load(name)` and `kvae.zoo.load(name)` go through `locate`.
 """
 
-import difflib
 import json
 import os
 from pathlib import Path
+
+from kvae.errors import KvaeError, did_you_mean
 
 MANIFEST = "manifest.json"
 ZOO_ENV = "KVAE_ZOO"
@@ -27,7 +28,7 @@ PACKAGED_ZOO = Path(__file__).resolve().parent / "_zoo"
 CHECKOUT_ZOO = Path(__file__).resolve().parent.parent / "zoo"
 
 
-class ZooError(ValueError):
+class ZooError(KvaeError):
     """An unknown name, a recipe that is not trained, or a model whose files
     are neither in the local zoo nor published."""
 
@@ -70,8 +71,7 @@ def card(name, zoo_dir=None):
     ZooError that lists the names and suggests the nearest."""
     models = manifest(zoo_dir)["models"]
     if name not in models:
-        near = difflib.get_close_matches(name, list(models), n=1)
-        hint = f" Did you mean {near[0]!r}?" if near else ""
+        hint = did_you_mean(name, models)
         raise ZooError(
             f"no zoo model named {name!r}.{hint} Trained: {', '.join(trained(zoo_dir))}; "
             f"recipes: {', '.join(recipes(zoo_dir))}"

@@ -1,13 +1,16 @@
-"""What kvae's commands share: one-line usage errors and argument types."""
+"""What kvae's commands share: one-line usage errors, the report of a
+library error with its flag, and argument types."""
 
 import argparse
 import math
+import sys
 
 EXIT_BAD_INPUT = 2
 
 
 class UsageError(Exception):
-    """Bad input: printed as one line, exit code 2."""
+    """Bad command-line input: printed as one line, exit code 2. Raised by
+    the commands only; the library raises `kvae.errors` instead."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -15,6 +18,28 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UsageError(message)
+
+
+def flag(argument):
+    """The command-line form of an argument name: lr_epochs2 -> --lr-epochs2."""
+    return "--" + argument.replace("_", "-")
+
+
+def report(program, error, flags=()):
+    """Print a usage or library error as one line for `program`, naming the
+    flag of the argument at fault when the command has one (`flags`, the
+    destinations of its options); return EXIT_BAD_INPUT."""
+    message = " ".join(str(error).split())
+    argument = getattr(error, "argument", None)
+    if argument and argument in flags and flag(argument) not in message:
+        message += f" ({flag(argument)})"
+    print(f"{program}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def option_names(parser):
+    """The destinations of a parser's --options (for `report`)."""
+    return {action.dest for action in parser._actions if action.option_strings}
 
 
 def positive_int(text):

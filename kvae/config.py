@@ -1,27 +1,69 @@
-"""The run configuration: every option of a training run, its default and
-its command-line form, written once.
+"""The run configuration: `RunConfig`, the object a training run carries,
+with every option's default and command-line form, written once.
 
-`RunConfig` lists the fields of config.json in its order. Its defaults are
-Dai & Wipf's command-line defaults (original-code.md A.5, A.8), which most
-recipes start from; `kvae.recipes` holds only what each recipe changes.
-`python -m kvae.train`'s options are built from these fields
-(`add_arguments`), and the network options from each network's own
-DEFAULTS (`kvae.networks`).
+A run's options are flat on the command line and in config.json (`epochs`,
+`lr2`, ...); in a `RunConfig` each stage's schedule is a `Schedule`
+(`config.stage1.lr`, `config.schedule(2).epochs`). `RunConfig.from_json`
+reads any config.json kvae has written, filling the options a file predates
+with their defaults, so that old runs resume; `to_json` writes the flat
+keys in their historical order (`FIELDS`). The defaults are Dai & Wipf's
+command-line defaults (original-code.md A.5, A.8), which most recipes start
+from; `kvae.recipes` holds what each recipe changes. `python -m kvae.train`'s
+options are built from the same fields (`add_arguments`), and the network
+options from `kvae.networks.NETWORKS`.
+
+Plain Python: no Keras here, so that the command parses and checks its
+options without TensorFlow or JAX.
 """
 
 import dataclasses
 
-from kvae import cli, networks, observation
-from kvae.models import PRECISIONS
-from kvae.networks import stage2 as stage2_network
+from kvae import cli, networks
+from kvae.errors import ConfigError
+from kvae.options import GAMMAS, PRECISIONS, STAGE2_GAMMAS, check_removed_options
 
-GAMMAS = observation.GAMMA_MODES + ("mse",)
-"""The observation models of stage 1 (`mse` is fixed with sigma^2 = 1/2)."""
-
-STAGE2_GAMMAS = ("computed", "learned")
 XLA_CHOICES = ("auto", "on", "off")
 STAGES = ("1", "2", "both")
+"""Which stages a run trains (`--stage`)."""
 DISTRIBUTE_CHOICES = ("none", "data")
+
+
+@dataclasses.dataclass
+class Schedule:
+    """One stage's optimisation: `epochs` epochs at the learning rate `lr`,
+    multiplied by `lr_fac` every `lr_epochs` epochs (0: never), the
+    originals' step schedule."""
+
+    epochs: int
+    lr: float
+    lr_epochs: int
+    lr_fac: float
+
+    def learning_rate(self, epoch):
+        """lr * lr_fac ** floor(epoch / lr_epochs) for the 0-based epoch;
+        constant when lr_epochs is 0."""
+        if self.lr_epochs <= 0:
+            return self.lr
+        return self.lr * self.lr_fac ** (epoch // self.lr_epochs)
+
+
+SCHEDULE_OPTIONS = {
+    "epochs": ("epochs", cli.positive_int),
+    "lr": ("learning rate", cli.positive_float),
+    "lr_epochs": (
+        "multiply the learning rate by lr-fac every this many epochs (0: never)",
+        cli.non_negative_int,
+    ),
+    "lr_fac": ("learning-rate factor", cli.positive_float),
+}
+"""A schedule's options: (help, argparse type); stage 2's flat names end in
+2 (`lr2`)."""
+SCHEDULE_DEFAULTS = {1: Schedule(400, 1e-4, 150, 0.5), 2: Schedule(800, 1e-4, 300, 0.5)}
+
+
+def schedule_key(option, stage):
+    """The flat name of a schedule option of a stage: epochs, epochs2, ..."""
+    return option if stage == 1 else f"{option}2"
 
 
 def option(default, help, type=None, choices=None, on_command_line=True):  # noqa: A002
@@ -33,16 +75,26 @@ def option(default, help, type=None, choices=None, on_command_line=True):  # noq
     )
 
 
+def schedule_field(stage):
+    return dataclasses.field(
+        default_factory=lambda: dataclasses.replace(SCHEDULE_DEFAULTS[stage]),
+        metadata={"schedule": stage},
+    )
+
+
 @dataclasses.dataclass
 class RunConfig:
-    """Every option of a run (config.json, in this order)."""
+    """Every option of a run, in config.json's order (a `Schedule` stands
+    for each stage's four schedule keys)."""
 
     # -- data
     dataset: str = option(None, "dataset name (see kvae.data.DATASETS)", on_command_line=False)
     data_dir: str | None = option(
-        None, "tfds data folder, or a folder of idx files (also KVAE_DATA_DIR)", type=str
+        None,
+        "tfds data folder, a folder of idx files or of emoji packages (also KVAE_DATA_DIR)",
+        type=str,
     )
-    image_size: int = option(64, "imagefolder side", type=cli.positive_int)
+    image_size: int = option(64, "imagefolder and emoji side", type=cli.positive_int)
     dim: int = option(8, "sphere dimension D", type=cli.positive_int)
     radius: float = option(1.0, "sphere radius R", type=cli.positive_float)
     # -- the model
@@ -61,7 +113,7 @@ class RunConfig:
         "paper; bounds the likelihood of exactly-0 pixels)",
         type=cli.positive_float,
     )
-    kl_weight: float = option(
+    kl_weight: float | str = option(
         1.0,
         "weight of the KL term (a recipe may give '(2H/latent_dim)^2', Asperti & Trentin's)",
         type=cli.non_negative_float,
@@ -72,33 +124,25 @@ class RunConfig:
         choices=STAGE2_GAMMAS,
     )
     net: str = option("infogan", "stage-1 network", choices=networks.STAGE1_NETWORKS)
-    net_config: dict = option(
-        None, "the network's options (see add_arguments)", on_command_line=False
-    )
+    net_config: dict = option(None, "the network's options", on_command_line=False)
     latent_dim: int = option(64, "latent dimensions of stage 1 (and 2)", type=cli.positive_int)
     second_dim: int = option(
-        stage2_network.DEFAULTS["second_dim"], "stage-2 width", type=cli.positive_int
+        networks.NETWORKS["stage2"]["defaults"]["second_dim"],
+        "stage-2 width",
+        type=cli.positive_int,
     )
     second_depth: int = option(
-        stage2_network.DEFAULTS["second_depth"], "stage-2 depth", type=cli.positive_int
+        networks.NETWORKS["stage2"]["defaults"]["second_depth"],
+        "stage-2 depth",
+        type=cli.positive_int,
     )
     # -- the schedule
     batch_size: int = option(64, "examples per batch", type=cli.positive_int)
     steps_per_epoch: int | None = option(
         None, "batches per epoch (default: one pass, remainder dropped)", type=cli.positive_int
     )
-    epochs: int = option(400, "stage-1 epochs", type=cli.positive_int)
-    lr: float = option(1e-4, "stage-1 learning rate", type=cli.positive_float)
-    lr_epochs: int = option(
-        150,
-        "multiply the lr by --lr-fac every this many epochs (0: never)",
-        type=cli.non_negative_int,
-    )
-    lr_fac: float = option(0.5, "the stage-1 learning-rate factor", type=cli.positive_float)
-    epochs2: int = option(800, "stage-2 epochs", type=cli.positive_int)
-    lr2: float = option(1e-4, "stage-2 learning rate", type=cli.positive_float)
-    lr_epochs2: int = option(300, "stage-2 --lr-epochs", type=cli.non_negative_int)
-    lr_fac2: float = option(0.5, "stage-2 --lr-fac", type=cli.positive_float)
+    stage1: Schedule = schedule_field(1)
+    stage2: Schedule = schedule_field(2)
     stage: str = option(
         "both", "stages to train (2 needs a finished stage 1 in --out)", choices=STAGES
     )
@@ -151,33 +195,105 @@ class RunConfig:
         "from the training noise)",
         type=cli.positive_int,
     )
+    keep_best: str = option(
+        "full",
+        "the best checkpoint (stageN_best.keras): full (with the optimizer, resumable), "
+        "weights (without the optimizer: a quarter of the size for a CelebA run) or none",
+        choices=("full", "weights", "none"),
+    )
+
+    def __post_init__(self):
+        if self.net_config is None:
+            self.net_config = {}
+
+    # -- the flat form (config.json, the command line, recipes) --------------------------
+
+    @classmethod
+    def from_json(cls, values):
+        """A RunConfig from flat keys (a config.json, a recipe's overrides
+        applied to the defaults): options a file predates take their
+        defaults, removed ones are refused unless neutral, unknown ones are
+        a ConfigError naming them."""
+        values = dict(values)
+        try:
+            check_removed_options(values)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+        unknown = sorted(set(values) - set(FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"unknown configuration key(s): {', '.join(unknown)}", argument=unknown[0]
+            )
+        merged = {**defaults(), **values}
+        arguments = {}
+        for field in dataclasses.fields(cls):
+            stage = field.metadata.get("schedule")
+            if stage is None:
+                arguments[field.name] = merged[field.name]
+            else:
+                arguments[field.name] = Schedule(
+                    **{key: merged[schedule_key(key, stage)] for key in SCHEDULE_OPTIONS}
+                )
+        arguments["net_config"] = dict(arguments["net_config"] or {})
+        return cls(**arguments)
+
+    def to_json(self):
+        """The flat keys of config.json, in `FIELDS` order."""
+        values = {}
+        for field in dataclasses.fields(self):
+            stage = field.metadata.get("schedule")
+            if stage is None:
+                values[field.name] = getattr(self, field.name)
+            else:
+                schedule = getattr(self, field.name)
+                for key in SCHEDULE_OPTIONS:
+                    values[schedule_key(key, stage)] = getattr(schedule, key)
+        values["net_config"] = dict(values["net_config"])
+        return {key: values[key] for key in FIELDS}
+
+    def replace(self, **changes):
+        """A copy with flat keys changed (`epochs2=3`, `stage="both"`)."""
+        return RunConfig.from_json({**self.to_json(), **changes})
+
+    def schedule(self, stage):
+        """The `Schedule` of stage 1 or 2."""
+        return self.stage1 if stage == 1 else self.stage2
 
 
-FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig))
-"""Every key of a resolved configuration (config.json), in order."""
+def _flat_fields():
+    names = []
+    for field in dataclasses.fields(RunConfig):
+        stage = field.metadata.get("schedule")
+        if stage is None:
+            names.append(field.name)
+        else:
+            names += [schedule_key(key, stage) for key in SCHEDULE_OPTIONS]
+    return tuple(names)
+
+
+FIELDS = _flat_fields()
+"""Every key of config.json, in order: the keys of old runs first, options
+added since at the end."""
 
 
 def defaults():
-    """The default value of every field, as a dict (net_config empty)."""
-    values = {field.name: field.default for field in dataclasses.fields(RunConfig)}
+    """The default of every flat key, as a dict (net_config empty)."""
+    values = {}
+    for field in dataclasses.fields(RunConfig):
+        stage = field.metadata.get("schedule")
+        if stage is None:
+            values[field.name] = field.default
+        else:
+            schedule = SCHEDULE_DEFAULTS[stage]
+            for key in SCHEDULE_OPTIONS:
+                values[schedule_key(key, stage)] = getattr(schedule, key)
     values["net_config"] = {}
     return values
 
 
-def complete(saved):
-    """A saved config.json with the fields it predates filled with their
-    defaults (e.g. min_sigma, added after the first runs), so old runs
-    resume."""
-    try:
-        saved = observation.check_removed_options(dict(saved))
-    except ValueError as error:
-        raise cli.UsageError(str(error)) from error
-    return {**defaults(), **saved}
-
-
 def network_options():
-    """{option: (networks that take it)} for the stage-1 networks, from the
-    networks' own DEFAULTS."""
+    """{option: (networks that take it)} for the stage-1 networks, from
+    `kvae.networks.NETWORKS`."""
     options = {}
     for net in networks.STAGE1_NETWORKS:
         for key in networks.defaults(net):
@@ -186,10 +302,20 @@ def network_options():
 
 
 def add_arguments(parser):
-    """Add an option for every command-line field of RunConfig, and for
-    every network option, to an argparse parser (defaults None: not given)."""
+    """Add an option for every command-line key of RunConfig, and for every
+    network option, to an argparse parser (defaults None: not given)."""
     group = parser.add_argument_group("run configuration (defaults: the dataset's recipe)")
     for field in dataclasses.fields(RunConfig):
+        stage = field.metadata.get("schedule")
+        if stage is not None:
+            for key, (help_text, kind) in SCHEDULE_OPTIONS.items():
+                group.add_argument(
+                    "--" + schedule_key(key, stage).replace("_", "-"),
+                    type=kind,
+                    default=None,
+                    help=f"stage-{stage} {help_text}",
+                )
+            continue
         meta = field.metadata
         if not meta["cli"]:
             continue

@@ -35,10 +35,12 @@ import contextlib
 
 import keras
 
+from kvae.errors import KvaeError
+
 MODES = ("none", "data")
 
 
-class DistributeError(ValueError):
+class DistributeError(KvaeError):
     """A distribution that cannot run here (too few devices, a batch that
     does not split)."""
 
@@ -154,8 +156,9 @@ def local_devices(count=None):
         if os.environ.get("TF_CONFIG"):
             if count is not None:
                 raise DistributeError(
-                    f"--devices {count}: with TF_CONFIG every worker trains on all of its "
-                    "devices; hide the others with CUDA_VISIBLE_DEVICES."
+                    f"devices={count}: with TF_CONFIG every worker trains on all of its "
+                    "devices; hide the others with CUDA_VISIBLE_DEVICES.",
+                    argument="devices",
                 )
             strategy = start_multi_worker()
             local = [device.split("/device:")[-1] for device in strategy.extended.worker_devices]
@@ -171,7 +174,8 @@ def local_devices(count=None):
     if count is not None:
         if count > len(names):
             raise DistributeError(
-                f"--devices {count}: only {len(names)} device(s) here ({', '.join(names)})."
+                f"devices={count}: only {len(names)} device(s) here ({', '.join(names)}).",
+                argument="devices",
             )
         names = names[:count]
     return names
@@ -242,8 +246,9 @@ def check_batch(batch_size, devices):
     """The global batch must split evenly over the devices."""
     if batch_size % devices:
         raise DistributeError(
-            f"--batch-size {batch_size} does not divide over {devices} "
-            "devices; give a multiple of the device count."
+            f"batch_size={batch_size} does not divide over {devices} "
+            "devices; give a multiple of the device count.",
+            argument="batch_size",
         )
 
 

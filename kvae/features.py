@@ -175,7 +175,8 @@ def train_fmnist_classifier(out, data_dir=None, epochs=8, seed=0):
     if folder is None:
         raise data.DataError(
             "No Fashion-MNIST idx files (with labels) found; install "
-            "Debian's dataset-fashion-mnist or pass --data-dir."
+            "Debian's dataset-fashion-mnist or give data_dir.",
+            argument="data_dir",
         )
     keras.utils.set_random_seed(seed)
     train_x = data.load_idx_images(folder, "train").astype(np.float32) / 255.0

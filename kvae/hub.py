@@ -34,7 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kvae import presets, runs, saving
+from kvae import cli, presets, quiet, runs, saving
+from kvae.errors import KvaeError
 
 HANDLE = re.compile(
     r"hf://(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)"
@@ -50,7 +51,7 @@ EXTRAS = ("metrics.json", *PICTURES)
 log = logging.getLogger("kvae.hub")
 
 
-class HubError(ValueError):
+class HubError(KvaeError):
     """A malformed handle, a repository or revision the Hub does not have, a
     preset that is not cached while offline, a failed upload, or the missing
     extra; the message is one line."""
@@ -175,7 +176,7 @@ def stage_preset(path, target):
         if not stages:
             raise HubError(f"{path} is a run folder with no finished epoch yet")
         config = run.read_config()
-        card = {"name": path.name, "dataset": config["dataset"], "config": config}
+        card = {"name": path.name, "dataset": config.dataset, "config": config.to_json()}
         model = TwoStageVAE(*stages, name=path.name, card=card)
     else:
         raise HubError(f"{path} is not a preset folder, a .keras file or a kvae.train run folder")
@@ -263,7 +264,8 @@ def push(path, handle, private=False, revision=None, message=None, token=None, e
     repo_id, pinned = parse(handle)
     if pinned:
         raise HubError(
-            f"push takes hf://OWNER/NAME; give the branch with --revision, not {pinned!r}"
+            f"push takes hf://OWNER/NAME; give the branch as the revision, not {pinned!r}",
+            argument="revision",
         )
     hub = _client()
     api = hub.HfApi(endpoint=endpoint, token=token)
@@ -306,6 +308,7 @@ def main(argv=None):
     fetching.add_argument("--endpoint", help="another Hub than huggingface.co")
     fetching.add_argument("--cache-dir", type=Path, help="default: the Hugging Face cache")
     args = parser.parse_args(argv)
+    quiet.start_backend()
     try:
         if args.command == "push":
             print(
@@ -322,9 +325,8 @@ def main(argv=None):
             folder, provenance = download(args.handle, args.endpoint, args.cache_dir)
             presets.verify(folder, presets.read(folder))
             print(f"{folder} (commit {provenance['resolved_revision']}, verified)")
-    except (HubError, presets.PresetError, FileNotFoundError) as error:
-        print(f"kvae.hub: error: {error}", file=sys.stderr)
-        return 2
+    except (KvaeError, FileNotFoundError) as error:
+        return cli.report("kvae.hub", error)
     return 0
 
 

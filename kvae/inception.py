@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from kvae import files
+from kvae.errors import KvaeError
 from kvae.files import digest as file_digest
 
 ARCHIVE_NAME = "inception-2015-12-05.tgz"
@@ -79,7 +80,7 @@ NETWORK = (
 )
 
 
-class InceptionUnavailable(Exception):
+class InceptionUnavailable(KvaeError):
     """The Inception archive is missing, unreadable or not the expected file."""
 
 
@@ -110,20 +111,21 @@ def locate(path=None):
 
     Raises:
         InceptionUnavailable: one line naming the download command, the URL
-            and `--inception`.
+            and the `inception` argument (the archive's path).
     """
     candidate = Path(path) if path is not None else cached_archive()
     if candidate.is_file():
         return candidate
     where = (
-        f"--inception {candidate} does not exist"
+        f"the archive {candidate} does not exist"
         if path is not None
         else f"no {ARCHIVE_NAME} in the Keras cache ({candidate})"
     )
     raise InceptionUnavailable(
         f"FID needs the Inception graph of the papers: {where}. On a machine with internet run "
         f"`{DOWNLOAD_COMMAND}` (it fetches {ARCHIVE_URL} into the Keras cache), or download "
-        f"that file yourself and pass --inception PATH. No FID is reported without it."
+        f"that file yourself and give its path as inception. No FID is reported without it.",
+        argument="inception",
     )
 
 

@@ -7,10 +7,7 @@ import numpy as np
 from keras import ops
 
 from kvae import backends, devices, distribute, generation, losses, networks, observation, seeds
-
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-"""The Keras dtype policies a VAE computes in; `precision="auto"` picks one
-(`auto_precision`)."""
+from kvae.options import PRECISIONS, check_positive_int, check_removed_options, resolve_gamma
 
 
 def auto_precision():
@@ -121,7 +118,7 @@ class VAE(keras.Model):
         **kwargs,
     ):
         saved_dtype = kwargs.pop("dtype", None)  # present when loading
-        observation.check_removed_options(kwargs)  # checkpoints of older kvae
+        check_removed_options(kwargs)  # checkpoints of older kvae
         if precision is None:
             precision = _policy_name(saved_dtype) if saved_dtype else "float32"
         if precision == "auto":
@@ -131,7 +128,7 @@ class VAE(keras.Model):
                 f"Unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)} or auto."
             )
         super().__init__(dtype=precision, **kwargs)
-        networks.check_positive_int("latent_dim", latent_dim)
+        check_positive_int("latent_dim", latent_dim)
         data_shape = tuple(int(d) for d in data_shape)
         if not data_shape or min(data_shape) < 1:
             raise ValueError(
@@ -142,7 +139,7 @@ class VAE(keras.Model):
         if not kl_weight >= 0:
             raise ValueError(f"kl_weight must be >= 0. Received: kl_weight={kl_weight!r}")
 
-        self.gamma_mode, self.sigma = observation.resolve_gamma(gamma, sigma)
+        self.gamma_mode, self.sigma = resolve_gamma(gamma, sigma)
         self.data_shape = data_shape
         self.latent_dim = latent_dim
         self.net = net

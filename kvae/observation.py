@@ -1,6 +1,7 @@
 """Observation models p(x|z) = N(x_mean(z), gamma^2): how gamma is obtained.
 
-One layer per mode; the mode names are also the CLI values and recipe keys:
+One layer per mode (`kvae.options` names the modes and checks their
+options); the mode names are also the CLI values and recipe keys:
 
 - `computed`: gamma^2 = running minimum of the batch MSE (Asperti & Trentin
   2020); non-trainable state, no gradient.
@@ -23,53 +24,7 @@ import keras
 from keras import ops
 
 from kvae import losses
-
-GAMMA_MODES = ("computed", "learned", "fixed", "pixel")
-"""The observation models. `mse` is accepted as an alias of `fixed` with
-sigma^2 = 1/2 and is resolved by `resolve_gamma`."""
-
-MSE_SIGMA = math.sqrt(0.5)
-"""The sigma under which the Gaussian NLL is the plain squared error."""
-
-
-def resolve_gamma(gamma, sigma=None):
-    """Check a (gamma, sigma) pair and resolve the `mse` shortcut.
-
-    Returns:
-        (gamma, sigma): gamma one of `GAMMA_MODES`; sigma a positive float
-        for `fixed`, else None.
-
-    Raises:
-        ValueError: an unknown mode, a missing or non-positive sigma for
-            `fixed`, or a sigma given to a mode that does not use it.
-    """
-    if gamma == "mse":
-        if sigma is not None:
-            raise ValueError(
-                "gamma='mse' fixes sigma^2 = 1/2; do not also pass sigma. "
-                f"Received: sigma={sigma!r}"
-            )
-        return "fixed", MSE_SIGMA
-    if gamma not in GAMMA_MODES:
-        raise ValueError(
-            f"Unknown gamma mode {gamma!r}; expected one of {', '.join(GAMMA_MODES + ('mse',))}."
-        )
-    if gamma == "fixed":
-        if sigma is None:
-            raise ValueError(
-                "gamma='fixed' needs a sigma > 0 (--sigma, the fixed gamma); "
-                "gamma='mse' is sigma^2 = 1/2."
-            )
-        sigma = float(sigma)
-        if not (sigma > 0 and math.isfinite(sigma)):
-            raise ValueError(f"sigma must be a finite number > 0. Received: sigma={sigma!r}")
-        return gamma, sigma
-    if sigma is not None:
-        raise ValueError(
-            f"sigma is only used with gamma='fixed' (or 'mse'); gamma="
-            f"{gamma!r} does not take it. Received: sigma={sigma!r}"
-        )
-    return gamma, None
+from kvae.options import check_min_sigma, check_sigma_warmup, resolve_gamma
 
 
 class Observation(keras.layers.Layer):
@@ -238,64 +193,6 @@ class PixelGamma(Observation):
             "min_sigma": self.min_sigma,
             "sigma_warmup": self.sigma_warmup,
         }
-
-
-def check_sigma_warmup(sigma_warmup, gamma="pixel"):
-    """Validate the sigma warm-up: 0 (off) for any gamma, else a whole
-    number of steps > 0 with gamma 'pixel'. Returns it as an int."""
-    if sigma_warmup in (None, 0):
-        return 0
-    if isinstance(sigma_warmup, bool) or int(sigma_warmup) != sigma_warmup or sigma_warmup < 0:
-        raise ValueError(
-            f"sigma_warmup must be a whole number of steps >= 0. "
-            f"Received: sigma_warmup={sigma_warmup!r}"
-        )
-    if gamma != "pixel":
-        raise ValueError(
-            f"sigma_warmup shares the per-pixel sigma of gamma='pixel' at the start; "
-            f"gamma={gamma!r} does not take it. Received: sigma_warmup={sigma_warmup!r}"
-        )
-    return int(sigma_warmup)
-
-
-def check_min_sigma(min_sigma, gamma="pixel"):
-    """Validate the LV-VAE sigma floor: None, or a finite float > 0 with
-    gamma 'pixel'. Returns it as a float (or None)."""
-    if min_sigma is None:
-        return None
-    if gamma != "pixel":
-        raise ValueError(
-            f"min_sigma is a floor on the per-pixel sigma of gamma='pixel'; "
-            f"gamma={gamma!r} does not take it. Received: min_sigma={min_sigma!r}"
-        )
-    min_sigma = float(min_sigma)
-    if not (min_sigma > 0 and math.isfinite(min_sigma)):
-        raise ValueError(
-            f"min_sigma must be a finite number > 0. Received: min_sigma={min_sigma!r}"
-        )
-    return min_sigma
-
-
-REMOVED_OPTIONS = {"beta_nll": 0.0}
-"""Options kvae had and dropped, with the value under which dropping them
-changes nothing: `beta_nll` (a beta-NLL training objective for the LV-VAE,
-in kvae between commits f9c4285 and the sigma warm-up of issue 17; it
-helped nowhere, docs/results.md part 1). Checkpoints and run folders of
-those versions carry it."""
-
-
-def check_removed_options(options):
-    """Pop `REMOVED_OPTIONS` from a dict of saved options (a model's config,
-    a run's config.json); a value other than the neutral one is refused
-    with a ValueError naming the option."""
-    for name, neutral in REMOVED_OPTIONS.items():
-        value = options.pop(name, neutral)
-        if value != neutral:
-            raise ValueError(
-                f"{name}={value!r}: this was saved by an older kvae with an option that has "
-                f"been removed ({name}); kvae can load it only with {name}={neutral!r}."
-            )
-    return options
 
 
 _OBSERVATIONS = {

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from kvae import files, saving
+from kvae.errors import KvaeError
 
 FORMAT = "kvae.TwoStageVAE"
 VERSION = 1
@@ -30,7 +31,7 @@ FILE_KEYS = ("stage1", "stage2")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class PresetError(ValueError):
+class PresetError(KvaeError):
     """A folder that is not a valid preset: no or malformed config.json, a
     file key or path that is not allowed, a missing file, or a file whose size
     or sha256 differs from the one recorded."""

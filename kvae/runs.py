@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 
 from kvae import files
-from kvae.cli import UsageError
-from kvae.config import complete
+from kvae.config import RunConfig
+from kvae.errors import RunError
 
 METRICS_COLUMNS = (
     "epoch",
@@ -42,7 +42,7 @@ examples, the learning rate of the epoch and its wall time."""
 
 
 def epochs_done(state, stage):
-    """The finished epochs of a stage ("1" or "2") in a run's state."""
+    """The finished epochs of a stage (1 or 2) in a run's state."""
     return state[f"stage{stage}"]["epochs_done"]
 
 
@@ -55,8 +55,8 @@ def is_run(path):
 
 def default_out(config):
     """The default run folder of a configuration: runs/DATASET-GAMMA."""
-    dataset = config["dataset"].replace(":", "-").replace("/", "_")
-    return Path("runs") / f"{dataset}-{config['gamma']}"
+    dataset = config.dataset.replace(":", "-").replace("/", "_")
+    return Path("runs") / f"{dataset}-{config.gamma}"
 
 
 def same_file(source, target):
@@ -96,12 +96,13 @@ class RunFolder:
         return self.file("config.json").is_file()
 
     def read_config(self):
-        """The run's configuration (fields added since filled in), read
+        """The run's `RunConfig` (options added since filled in), read
         without touching the folder."""
         try:
-            return complete(json.loads(self.file("config.json").read_text()))
+            saved = json.loads(self.file("config.json").read_text())
         except (OSError, ValueError) as error:
-            raise UsageError(f"cannot read {self.file('config.json')}: {error}") from error
+            raise RunError(f"cannot read {self.file('config.json')}: {error}") from error
+        return RunConfig.from_json(saved)
 
     def finished_checkpoints(self, best=False):
         """The latest (or, with `best`, the best) checkpoint of each stage
@@ -110,16 +111,16 @@ class RunFolder:
         state = json.loads(self.file("state.json").read_text())
         return [
             self.checkpoint(stage, best)
-            for stage in ("1", "2")
+            for stage in (1, 2)
             if epochs_done(state, stage) > 0 and self.checkpoint(stage, best).is_file()
         ]
 
     def create(self, config):
         self.path.mkdir(parents=True, exist_ok=True)
         if self.exists() or self.file("state.json").exists():
-            raise UsageError(
-                f"{self.path} already holds a run; use --resume to continue it "
-                "or choose another --out"
+            raise RunError(
+                f"{self.path} already holds a run: resume it, or choose another folder",
+                argument="out",
             )
         self.save_config(config)
         self._write_json("state.json", self.empty_state())
@@ -127,7 +128,7 @@ class RunFolder:
             csv.writer(handle).writerow(METRICS_COLUMNS)
 
     def save_config(self, config):
-        self._write_json("config.json", config)
+        self._write_json("config.json", config.to_json())
 
     @staticmethod
     def empty_state():
@@ -140,12 +141,12 @@ class RunFolder:
     def load(self):
         """(config, state) of an existing run, after recovering from a crash."""
         if not self.exists():
-            raise UsageError(f"no run to resume in {self.path} (no config.json)")
+            raise RunError(f"no run to resume in {self.path} (no config.json)", argument="out")
+        config = self.read_config()
         try:
-            config = complete(json.loads(self.file("config.json").read_text()))
             state = json.loads(self.file("state.json").read_text())
         except (OSError, ValueError) as error:
-            raise UsageError(f"cannot read the run in {self.path}: {error}") from error
+            raise RunError(f"cannot read the run in {self.path}: {error}") from error
         self._finish_renames(state)
         for stray in self.path.glob("*.next.keras"):
             stray.unlink()
@@ -176,7 +177,7 @@ class RunFolder:
                 os.replace(src, dst)
 
     def _truncate_metrics(self, state):
-        done = {stage: state[f"stage{stage}"]["epochs_done"] for stage in ("1", "2")}
+        done = {str(stage): epochs_done(state, stage) for stage in (1, 2)}
         rows = [row for row in self.read_metrics() if int(row["epoch"]) <= done[row["stage"]]]
         unique = {(row["stage"], row["epoch"]): row for row in rows}
         temporary = self.file("metrics.csv.tmp")

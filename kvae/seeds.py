@@ -49,7 +49,7 @@ def stage_model_seed(seed, stage):
     train steps) and its training stream (`training_pass_seed`). `seed` for
     stage 1, `seed + 1` for stage 2. A stage's streams are functions of it
     alone, so a run resumed anywhere trains what an uninterrupted one trains."""
-    return seed + (0 if str(stage) == "1" else 1)
+    return seed + (0 if stage == 1 else 1)
 
 
 def training_pass_seed(seed, number):

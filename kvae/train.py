@@ -18,6 +18,10 @@ stage1_best.keras and stage2_best.keras (the best validation loss), logs/
 
 Exit codes: 0 done, 2 bad input, 3 non-finite loss (the last good checkpoint
 is kept), 130 interrupted (resume with --resume).
+
+--help, --dry-run and bad input answer at once: the run configuration is
+plain Python, and TensorFlow (or JAX) is imported only to train or to count
+parameters (--dry-run --params).
 """
 
 import argparse
@@ -27,9 +31,10 @@ import math
 import sys
 from pathlib import Path
 
-from kvae import cli, data, recipes, training
+from kvae import cli, quiet, recipes
 from kvae import config as run_config
-from kvae.cli import EXIT_BAD_INPUT, UsageError
+from kvae.cli import UsageError
+from kvae.errors import KvaeError, NonFiniteLoss
 
 EXIT_NON_FINITE = 3
 EXIT_INTERRUPTED = 130
@@ -51,12 +56,17 @@ def build_parser():
     run.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the configuration and parameter counts as JSON; no training",
+        help="print the resolved configuration as JSON; no training, no TensorFlow",
+    )
+    run.add_argument(
+        "--params",
+        action="store_true",
+        help="with --dry-run: also build the networks and print their parameter counts",
     )
     return parser
 
 
-_NOT_CONFIG = ("resume", "dry_run", "out")
+_NOT_CONFIG = ("resume", "dry_run", "params", "out")
 
 
 def given_options(args):
@@ -94,7 +104,7 @@ def read_sigma_schedule(path):
 
 
 def resolve_config(args):
-    """The full configuration from the command line (a fresh run)."""
+    """The `RunConfig` of a fresh run from the command line."""
     if not args.dataset:
         raise UsageError("give a DATASET (or --resume with --out)")
     options = given_options(args)
@@ -102,22 +112,20 @@ def resolve_config(args):
     gamma = options.pop("gamma", run_config.defaults()["gamma"])
     if "sigma_schedule" in options:
         options["sigma_schedule"] = read_sigma_schedule(options["sigma_schedule"])
-    try:
-        return recipes.resolve(args.dataset, gamma, options)
-    except (recipes.RecipeError, data.DataError, ValueError) as error:
-        raise UsageError(str(error)) from error
+    return recipes.resolve(args.dataset, gamma, options)
 
 
 def main(argv=None):
     parser = build_parser()
+    flags = cli.option_names(parser)
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
         return _main(args)
-    except (UsageError, data.DataError) as error:
-        print(f"kvae.train: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except training.NonFiniteLoss as error:
-        print(f"kvae.train: stopped: {error}", file=sys.stderr)
+    except (UsageError, KvaeError) as error:
+        return cli.report("kvae.train", error, flags)
+    except NonFiniteLoss as error:
+        hint = f" ({cli.flag(error.argument)})" if error.argument else ""
+        print(f"kvae.train: stopped: {error}{hint}", file=sys.stderr)
         return EXIT_NON_FINITE
     except KeyboardInterrupt:
         print(
@@ -129,28 +137,42 @@ def main(argv=None):
 
 def _main(args):
     continuing = args.resume or args.stage == "2"
+    if args.params and not args.dry_run:
+        raise UsageError("--params goes with --dry-run")
     if args.dry_run:
         if continuing:
             raise UsageError("--dry-run describes a new run; drop --resume / --stage 2")
         config = resolve_config(args)
-        try:
-            params = training.parameter_counts(config)
-        except ValueError as error:
-            raise UsageError(str(error)) from error
-        print(json.dumps({"config": config, "params": params}))
+        result = {"config": config.to_json()}
+        if args.params:
+            result["params"] = _training().parameter_counts(config)
+        print(json.dumps(result))
         return 0
     if continuing:
         if args.out is None:
             raise UsageError("--resume and --stage 2 need --out (the run folder)")
-        training.resume(args.out, given_options(args), stage2_only=args.stage == "2")
+        _training().resume(args.out, given_options(args), stage2_only=args.stage == "2")
     else:
-        training.train(resolve_config(args), args.out)
+        _training().train(resolve_config(args), args.out)
     return 0
+
+
+def _training():
+    """`kvae.training`, imported when the command trains (or counts
+    parameters): it brings Keras and TensorFlow or JAX, which --help,
+    --dry-run and bad input do without (and TensorFlow's start-up chatter,
+    which `kvae.quiet` holds back)."""
+    quiet.start_backend()
+    import kvae.training
+
+    return kvae.training
+
+
+def train(config, out=None):
+    """`kvae.train.train(config, out)`: `kvae.training.train`, the library
+    function behind the command."""
+    return _training().train(config, out)
 
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-train = training.train
-"""`kvae.train.train(config, out)`: the library function behind the command."""

@@ -33,9 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-from kvae import catalog, devices, evaluate, files, hub, loader, presets, runs, saving
+from kvae import catalog, cli, devices, evaluation, files, hub, loader, presets, quiet, runs, saving
 from kvae import recipes as training_recipes
 from kvae.catalog import MANIFEST, ZOO_ENV, ZooError, card, default_dir, manifest, recipes
+from kvae.config import RunConfig
+from kvae.errors import KvaeError
 from kvae.two_stage import TwoStageVAE
 
 CHECK_IMAGES = 500
@@ -225,18 +227,9 @@ def render_readme(data):
     return "\n".join(lines) + "\n"
 
 
-CARD_METRICS = (
-    "mse",
-    "mse_from_mu",
-    "elbo_nats",
-    "bits_per_dim",
-    "variance_law",
-    "inactive_latents",
-    "active_latents",
-    "fd_fmnist",
-    "fid",
-)
-"""The evaluation metrics a card repeats (metrics.json has them all)."""
+CARD_METRICS = tuple(evaluation.card_metrics())
+"""The evaluation numbers a card repeats (metrics.json has them all), as the
+evaluators name them (`kvae.evaluation.card_metrics`)."""
 
 
 def _backend():
@@ -245,23 +238,24 @@ def _backend():
     return keras.backend.backend()
 
 
-def _evaluate_into(model, target, dataset, config, scratch, fid):
-    """Evaluate a zoo model in-process (`kvae.evaluate.evaluate`): the full
-    test split into target/metrics.json, samples.png and
-    reconstructions.png, then the first `CHECK_IMAGES` examples. Returns the
-    card's fields that come from evaluation (metrics, evaluation, check)."""
-    real = evaluate.load_examples(config, "test", evaluate.FULL_EVALUATION, model.data_shape)
+def _evaluate_into(model, target, config, scratch, fid):
+    """Evaluate a zoo model in-process (`kvae.evaluation.evaluate`): the full
+    test split into target/metrics.json, samples.png and reconstructions.png,
+    then the first `CHECK_IMAGES` examples. Returns the card's fields that
+    come from evaluation (metrics, evaluation, check)."""
+    full = evaluation.load_examples(config, "test", evaluation.FULL_EVALUATION, model.data_shape)
     # as a user would run it from the folder that holds the zoo
     command = (
         f"python -m kvae.evaluate {target.parent.name}/{target.name} --fid {fid} "
         f"--out {target.name}-eval"
     )
-    metrics = {"command": command, **evaluate.evaluate(model, real, dataset, out=scratch, fid=fid)}
+    record = evaluation.evaluate(model, full, config.dataset, out=scratch, fid=fid)
+    metrics = {"command": command, **record}
     # Loaded as `kvae.evaluate --num-images 500` loads them (for synthetic data
     # a 500-point sample is not the first 500 points of a 10,000-point one).
-    check_examples = evaluate.load_examples(config, "test", CHECK_IMAGES, model.data_shape)
-    check = evaluate.evaluate(
-        model, check_examples, dataset, fid="off", gain_images=CHECK_IMAGES, out=None
+    few = evaluation.load_examples(config, "test", CHECK_IMAGES, model.data_shape)
+    check = evaluation.evaluate(
+        model, few, config.dataset, fid="off", gain_images=CHECK_IMAGES, out=None
     )
     files.write_json(scratch / "metrics.json", metrics)
     shutil.copy(scratch / "metrics.json", target / "metrics.json")
@@ -290,9 +284,8 @@ def refresh(name, zoo_dir=None, fid="auto"):
     entry = card(name, zoo_dir)
     model = load(name, zoo_dir)
     scratch = zoo_dir / name / "refresh-eval"
-    entry.update(
-        _evaluate_into(model, zoo_dir / name, entry["dataset"], entry["config"], scratch, fid)
-    )
+    config = RunConfig.from_json(entry["config"])
+    entry.update(_evaluate_into(model, zoo_dir / name, config, scratch, fid))
     entry["refreshed"] = time.strftime("%Y-%m-%d")
     shutil.rmtree(scratch)
     data = manifest(zoo_dir)
@@ -320,21 +313,22 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
     target = zoo_dir / name
     model.save(target)
     saved_files = presets.read(target)["files"]
-    evaluated = _evaluate_into(model, target, config["dataset"], config, run_dir / "zoo-eval", fid)
+    evaluated = _evaluate_into(model, target, config, run_dir / "zoo-eval", fid)
     entry = {
         "trained": True,
         "name": name,
-        "dataset": config["dataset"],
+        "dataset": config.dataset,
         "description": description,
         "command": command,
         "stages": len(model.stages),
         "epochs": {
-            "stage1": state["stage1"]["epochs_done"],
-            "stage2": state["stage2"]["epochs_done"] if model.stage2 is not None else 0,
+            "stage1": runs.epochs_done(state, 1),
+            "stage2": runs.epochs_done(state, 2) if model.stage2 is not None else 0,
         },
-        "steps_per_epoch": config["steps_per_epoch"],
-        "batch_size": config["batch_size"],
-        "config": config,
+        "steps_per_epoch": config.steps_per_epoch,
+        "batch_size": config.batch_size,
+        "config": config.to_json(),
+        "training_seconds": round(sum(float(row["seconds"]) for row in run.read_metrics())),
         "generation": {"latent_noise": model.latent_noise},
         # the records save() wrote (sha256 computed once), paths from the zoo
         "files": {
@@ -383,8 +377,6 @@ def publish(owner, zoo_dir=None, names=None, endpoint=None, token=None, private=
 
 
 def main(argv=None):
-    from kvae import cli
-
     parser = cli.Parser(prog="python -m kvae.zoo", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="print the trained models and the recipes")
@@ -420,6 +412,7 @@ def main(argv=None):
     publishing.add_argument("--endpoint", help="another Hub than huggingface.co")
     try:
         args = parser.parse_args(argv)
+        quiet.start_backend()
         if args.command == "list":
             for name in list(args.zoo):
                 print(f"{name}\ttrained\t{card(name, args.zoo)['description']}")
@@ -451,9 +444,8 @@ def main(argv=None):
             args.fid,
             args.notes,
         )
-    except (cli.UsageError, ZooError, hub.HubError, presets.PresetError) as error:
-        print(f"kvae.zoo: {error}", file=sys.stderr)
-        return cli.EXIT_BAD_INPUT
+    except (cli.UsageError, KvaeError) as error:
+        return cli.report("kvae.zoo", error)
     print(json.dumps({key: entry[key] for key in ("name", "files", "check")}, indent=1))
     return 0
 

@@ -4,7 +4,7 @@ Prints one JSON object as its last line.
 
 Commands:
   outputs MODEL INPUTS OUT: load MODEL with kvae.load (or plain Keras after
-      `import kvae` when OUT ends in .plain.npz), save encode / decode /
+      `import kvae.models` when OUT ends in .plain.npz), save encode / decode /
       reconstruct outputs on the arrays of INPUTS (x, z) and the training
       state to OUT.
   gradients MODEL INPUTS OUT [OFFSETS]: loss terms and gradients of one
@@ -38,6 +38,7 @@ def outputs(model_path, inputs_path, out_path):
     import keras
 
     import kvae
+    import kvae.models  # registers kvae's classes for plain keras.saving.load_model
     from helpers import model_outputs
 
     plain = out_path.endswith(".plain.npz")

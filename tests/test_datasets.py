@@ -175,7 +175,7 @@ def test_image_folder_errors(tmp_path):
 
 
 def test_unknown_names_and_unreadable_data_dirs(tmp_path):
-    with pytest.raises(data.DataError, match="Unknown dataset 'svhn'"):
+    with pytest.raises(data.DataError, match="unknown dataset 'svhn'"):
         data.load("svhn")
     with pytest.raises(data.DataError, match="not a readable folder"):
         data.load("mnist", data_dir=tmp_path / "missing")

@@ -300,7 +300,7 @@ def test_two_tensorflow_workers_on_loopback_write_the_one_device_run(fashion_run
     assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
     assert "data parallel over 2 device(s): worker 0 CPU:0, worker 1 CPU:0" in logs[0]
     # 16 steps per call fall back to one across workers (a Keras bug)
-    assert "--steps-per-execution 16: one step per call across TensorFlow workers" in logs[0]
+    assert "steps_per_execution 16: one step per call across TensorFlow workers" in logs[0]
     # stage 1 only (the networks with batch norm; stage 2 is the same code)
     assert_rows_match(metrics_rows(folder / "one")[:1], metrics_rows(out))
     chief, other = metrics_rows(out), metrics_rows(out / "worker-1")
@@ -357,14 +357,15 @@ def test_bad_distribution_settings_are_one_line_errors(tmp_path, capsys, monkeyp
         ["manifold2d", "--distribute", "data", "--devices", "64", "--out", str(tmp_path / "run")]
     )
     error = capsys.readouterr().err.strip()
-    assert code == 2 and "\n" not in error and "--devices 64: only" in error
+    assert code == 2 and "\n" not in error and "devices=64: only" in error
+    assert error.endswith("(--devices)")  # the command names the flag
     cluster = {"worker": ["localhost:1", "localhost:2"]}
     monkeypatch.setenv(
         "TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}})
     )
     for extra, expected in (
         ([], "this is process 1 of 2 of a multi-host run (TF_CONFIG or"),
-        (["--distribute", "data", "--devices", "1"], "--devices 1: with TF_CONFIG"),
+        (["--distribute", "data", "--devices", "1"], "devices=1: with TF_CONFIG"),
     ):
         code = train.main(["manifold2d", *extra, "--out", str(tmp_path / "run2")])
         error = capsys.readouterr().err.strip()

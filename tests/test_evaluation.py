@@ -18,8 +18,9 @@ from PIL import Image
 
 import kvae
 from helpers import fake_inception_dai2019, tiny_resnet, write_fake_inception_archive
-from kvae import data, evaluate, features, inception, metrics, seeds, train, training
+from kvae import data, evaluate, evaluation, features, inception, metrics, seeds, train
 from kvae.generation import latent_normalization_scale
+from kvae.training.callbacks import LATENT_SUMMARY_EXAMPLES, latent_summary
 
 # -- the Frechet distance ------------------------------------------------------------------
 
@@ -94,7 +95,7 @@ def test_per_epoch_latent_summary_agrees_with_the_metrics():
     examples = np.random.default_rng(0).random((40, 8, 8, 1)).astype("float32")
     mu, log_sigma = model.encode(examples)
     law = metrics.variance_law(ops.convert_to_numpy(mu), ops.convert_to_numpy(log_sigma))
-    summary = training.latent_summary(model, examples)
+    summary = latent_summary(model, examples)
     assert summary["variance_law"] == pytest.approx(law["law"].mean(), abs=1e-6)
     assert summary["inactive"] == int((law["mean_sigma2"] >= 0.8).sum())
 
@@ -304,7 +305,7 @@ def test_variance_law_and_inactive_count_are_logged_each_epoch(fashion_run):
     assert (fashion_run / "stage2_best.keras").is_file()
     last_stage1 = rows[1]
     model = kvae.load(fashion_run / "stage1.keras", compile=False)
-    examples = data.load_split("fashion_mnist", "test")[: training.LATENT_SUMMARY_EXAMPLES]
+    examples = data.load_split("fashion_mnist", "test")[:LATENT_SUMMARY_EXAMPLES]
     law = metrics.variance_law(*metrics.encode(model, examples))
     assert float(last_stage1["variance_law"]) == pytest.approx(law["law"].mean(), abs=1e-5)
     assert int(last_stage1["inactive"]) == int(metrics.inactive_latents(law["mean_sigma2"]).sum())
@@ -448,7 +449,7 @@ def test_fid_on_the_papers_graph_end_to_end(fashion_run, tmp_path, monkeypatch, 
         kvae.load(fashion_run / "stage1.keras", compile=False),
         kvae.load(fashion_run / "stage2.keras", compile=False),
     )
-    generated = evaluate.generated_sets(model, 128, 0, 1.0, 250)["gen1"][:100]
+    generated = evaluation.generated_sets(model, 128, 0, 1.0, 250)["gen1"][:100]
     real = data.load_split("fashion_mnist", "test")[:100]
     low = generated.min(axis=(1, 2, 3), keepdims=True)
     stretched = (generated - low) / (generated.max(axis=(1, 2, 3), keepdims=True) - low) * 255

@@ -124,7 +124,7 @@ def test_missing_archive_names_the_command_and_the_url(tmp_path):
     assert "python -m kvae.features download-inception" in message
     assert "inception-2015-12-05" in message and inception.ARCHIVE_URL in message
     assert str(tmp_path / "keras-home" / "models" / inception.ARCHIVE_NAME) in message
-    with pytest.raises(inception.InceptionUnavailable, match="--inception .*absent.tgz"):
+    with pytest.raises(inception.InceptionUnavailable, match="archive .*absent.tgz does not exist"):
         inception.InceptionGraph(tmp_path / "absent.tgz")
 
 

@@ -29,7 +29,7 @@ def replay_computed_gamma(mses):
         ({"gamma": "banana"}, r"'banana'.*computed, learned, fixed, pixel"),
         ({"gamma": "fixed", "sigma": -0.5}, r"sigma=-0\.5"),
         ({"gamma": "fixed", "sigma": 0.0}, r"sigma=0\.0"),
-        ({"gamma": "fixed"}, r"needs a sigma"),
+        ({"gamma": "fixed"}, r"needs sigma > 0"),
         ({"gamma": "learned", "sigma": 0.3}, r"only used with gamma='fixed'"),
         ({"gamma": "mse", "sigma": 0.3}, r"sigma\^2 = 1/2"),
         ({"latent_dim": 0}, r"latent_dim=0"),
@@ -231,11 +231,12 @@ def test_auto_precision_is_bfloat16_on_recent_gpus_and_float32_here(monkeypatch)
     """And --steps-per-execution auto: 16 on a GPU, 1 here."""
     import tensorflow as tf
 
-    from kvae import devices, models, training
+    from kvae import devices, models
+    from kvae.training import loop
 
     assert models.auto_precision() == "float32"  # this machine: a CPU
-    assert training.steps_per_execution("auto") == 1
-    assert training.steps_per_execution(4) == 4
+    assert loop.steps_per_execution("auto") == 1
+    assert loop.steps_per_execution(4) == 4
     assert devices.accelerator() is None and devices.device_name().startswith("CPU (")
     assert tiny_resnet("computed", precision="auto").precision == "float32"
     if keras.backend.backend() != "tensorflow":
@@ -250,7 +251,7 @@ def test_auto_precision_is_bfloat16_on_recent_gpus_and_float32_here(monkeypatch)
             lambda device, capability=capability: {"compute_capability": capability},
         )
         assert models.auto_precision() == expected, capability
-        assert training.steps_per_execution("auto") == 16
+        assert loop.steps_per_execution("auto") == 16
         # no device_name in these details: the device's own name
         assert devices.device_name() == "/physical_device:GPU:0"
         assert devices.accelerator()["compute_capability"] == capability

@@ -224,17 +224,17 @@ def test_checkpoints_and_runs_with_the_removed_beta_nll_option_load_when_it_was_
     models and config.json files of those versions carry beta_nll; 0 loads,
     anything else is refused by name."""
     from kvae import config as run_config
-    from kvae.cli import UsageError
+    from kvae.errors import ConfigError
 
     model = kvae.VAE((6,), 2, net="mlp", net_config={"width": 8, "num_blocks": 1}, gamma="pixel")
     saved = {**model.get_config(), "beta_nll": 0.0}
     assert kvae.VAE.from_config(saved).gamma_mode == "pixel"
     with pytest.raises(ValueError, match="beta_nll=0.5: this was saved by an older kvae"):
         kvae.VAE.from_config({**saved, "beta_nll": 0.5})
-    completed = run_config.complete({"dataset": "manifold2d", "beta_nll": 0.0})
-    assert "beta_nll" not in completed and completed["dataset"] == "manifold2d"
-    with pytest.raises(UsageError, match="beta_nll"):
-        run_config.complete({"dataset": "manifold2d", "beta_nll": 1.0})
+    completed = run_config.RunConfig.from_json({"dataset": "manifold2d", "beta_nll": 0.0})
+    assert "beta_nll" not in completed.to_json() and completed.dataset == "manifold2d"
+    with pytest.raises(ConfigError, match="beta_nll"):
+        run_config.RunConfig.from_json({"dataset": "manifold2d", "beta_nll": 1.0})
 
 
 # -- the checkpoint writer of kvae.train: files written while training goes on -----------
@@ -253,7 +253,7 @@ def _zip_json(path, name):
 
 @pytest.mark.parametrize("name", ["stage2-mse", "mlp-fixed-mixed"])
 def test_checkpoint_writer_writes_the_values_it_was_handed_as_model_save_does(tmp_path, name):
-    from kvae import saving
+    from kvae.training.checkpoints import CheckpointWriter
 
     model = MODELS[name]()
     model.compile()
@@ -264,7 +264,7 @@ def test_checkpoint_writer_writes_the_values_it_was_handed_as_model_save_does(tm
         verbose=0,
     )
     model.save(tmp_path / "reference.keras")
-    writer = saving.CheckpointWriter(model)
+    writer = CheckpointWriter(model)
     events = []
     for round_ in range(2):  # the first write also builds the writer's copy of the model
         target = tmp_path / f"written{round_}.keras"
@@ -294,13 +294,13 @@ def test_checkpoint_writer_writes_the_values_it_was_handed_as_model_save_does(tm
 
 
 def test_checkpoint_writer_raises_a_failed_write_and_skips_what_follows_it(tmp_path):
-    from kvae import saving
+    from kvae.training.checkpoints import CheckpointWriter
 
     model = MODELS["stage2-mse"]()
     model.compile()
     model.optimizer.build(model.trainable_variables)
     (tmp_path / "a-file").write_text("")
-    writer = saving.CheckpointWriter(model)
+    writer = CheckpointWriter(model)
     writer.write(tmp_path / "a-file" / "stage1.keras")  # its folder is a file
     followed = []
     writer.then(lambda: followed.append(True))

@@ -18,7 +18,10 @@ from PIL import Image
 
 import kvae
 from helpers import assert_close_in_ulps, write_idx
-from kvae import data, recipes, train, training
+from kvae import data, recipes, train
+from kvae.config import Schedule
+from kvae.errors import ConfigError
+from kvae.training import loop
 
 SMALL = [
     "--steps-per-epoch",
@@ -110,7 +113,7 @@ DAI_CIFAR = {  # A.5 / A.8 command-line defaults; 1000 + 2000 epochs (issue #9)
     [("celeba", "computed", BALANCING_CELEBA), ("cifar10", "learned", DAI_CIFAR)],
 )
 def test_recipes_equal_the_originals_field_by_field(dataset, gamma, expected):
-    config = recipes.resolve(dataset, gamma)
+    config = recipes.resolve(dataset, gamma).to_json()
     for key, value in expected.items():
         assert config[key] == value, key
     assert config["steps_per_epoch"] is None  # floor(N / batch), as the originals
@@ -118,43 +121,67 @@ def test_recipes_equal_the_originals_field_by_field(dataset, gamma, expected):
 
 def test_recipe_overrides_and_derived_values():
     config = recipes.resolve("celeba", "computed", {"latent_dim": 128, "lr": 1e-3, "base_dim": 16})
-    assert config["kl_weight"] == 1.0  # (2 * 64 / 128)^2
-    assert config["lr"] == 1e-3 and config["net_config"]["base_dim"] == 16
-    assert config["epochs"] == 70
-    assert recipes.resolve("celeba", "computed", {"kl_weight": 0.5})["kl_weight"] == 0.5
-    assert recipes.resolve("cifar10", "computed")["kl_weight"] == 1.0  # (2 * 32 / 64)^2
-    assert recipes.resolve("celeba", "learned")["latent_dim"] == 128  # Dai's README command
+    assert config.kl_weight == 1.0  # (2 * 64 / 128)^2
+    assert config.stage1.lr == 1e-3 and config.net_config["base_dim"] == 16
+    assert config.stage1.epochs == 70
+    assert recipes.resolve("celeba", "computed", {"kl_weight": 0.5}).kl_weight == 0.5
+    assert recipes.resolve("cifar10", "computed").kl_weight == 1.0  # (2 * 32 / 64)^2
+    assert recipes.resolve("celeba", "learned").latent_dim == 128  # Dai's README command
     pixel = recipes.resolve("celeba", "pixel")
-    assert pixel["gamma"] == "pixel" and pixel["lr_epochs"] == 40 and pixel["gamma2"] == "learned"
+    assert pixel.gamma == "pixel" and pixel.stage1.lr_epochs == 40 and pixel.gamma2 == "learned"
     switched = recipes.resolve("celeba", "computed", {"net": "infogan"})
-    assert switched["net_config"] == {"fc_dim": 1024}  # the recipe's resnet options dropped
-    with pytest.raises(recipes.RecipeError, match="--base-dim does not apply to --net infogan"):
+    assert switched.net_config == {"fc_dim": 1024}  # the recipe's resnet options dropped
+    # the library names arguments, never a command-line flag (the command adds it)
+    with pytest.raises(ConfigError, match="base_dim does not apply to net 'infogan'") as raised:
         recipes.resolve("cifar10", "learned", {"base_dim": 8})
-    with pytest.raises(recipes.RecipeError, match=r"needs a sigma > 0 \(--sigma"):
+    assert raised.value.argument == "base_dim"
+    with pytest.raises(ConfigError, match=r"needs sigma > 0") as raised:
         recipes.resolve("mnist", "fixed")
-    assert recipes.resolve("mnist", "pixel", {"min_sigma": 0.01})["min_sigma"] == 0.01
+    assert raised.value.argument == "sigma"
+    assert recipes.resolve("mnist", "pixel", {"min_sigma": 0.01}).min_sigma == 0.01
     with pytest.raises(
-        recipes.RecipeError, match="min_sigma is a floor on the per-pixel sigma of gamma=.pixel."
+        ConfigError, match="min_sigma is a floor on the per-pixel sigma of gamma=.pixel."
     ):
         recipes.resolve("mnist", "learned", {"min_sigma": 0.01})
     # the per-pixel sigma on the 2-D manifold warms up (issue 17); nothing else does
-    assert recipes.resolve("manifold2d", "pixel")["sigma_warmup"] == 2000
-    assert recipes.resolve("manifold2d", "pixel", {"sigma_warmup": 0})["sigma_warmup"] == 0
+    assert recipes.resolve("manifold2d", "pixel").sigma_warmup == 2000
+    assert recipes.resolve("manifold2d", "pixel", {"sigma_warmup": 0}).sigma_warmup == 0
     for dataset, gamma in (("manifold2d", "learned"), ("sphere", "pixel"), ("mnist", "pixel")):
-        assert recipes.resolve(dataset, gamma)["sigma_warmup"] == 0
-    with pytest.raises(recipes.RecipeError, match="sigma_warmup shares the per-pixel sigma"):
+        assert recipes.resolve(dataset, gamma).sigma_warmup == 0
+    with pytest.raises(ConfigError, match="sigma_warmup shares the per-pixel sigma"):
         recipes.resolve("manifold2d", "learned", {"sigma_warmup": 10})
 
 
 def test_learning_rate_schedule_is_the_originals_step_decay():
-    rates = [training.learning_rate(epoch, 5e-5, 0.5, 60) for epoch in (0, 59, 60, 119, 120, 185)]
+    schedule = Schedule(epochs=200, lr=5e-5, lr_epochs=60, lr_fac=0.5)
+    rates = [schedule.learning_rate(epoch) for epoch in (0, 59, 60, 119, 120, 185)]
     assert rates == [5e-5, 5e-5, 2.5e-5, 2.5e-5, 1.25e-5, 5e-5 * 0.5**3]
-    assert training.learning_rate(1000, 1e-3, 0.5, 0) == 1e-3
+    assert Schedule(2000, 1e-3, 0, 0.5).learning_rate(1000) == 1e-3
 
 
 def test_dry_run_prints_one_json_object_with_the_parameter_counts():
+    """--dry-run prints the configuration without TensorFlow; with --params
+    it builds the networks and counts their parameters."""
+    quick = subprocess.run(
+        [sys.executable, "-m", "kvae.train", "celeba", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment(),
+    )
+    assert quick.returncode == 0 and quick.stderr == "", quick.stderr
+    assert set(json.loads(quick.stdout)) == {"config"}
     result = subprocess.run(
-        [sys.executable, "-m", "kvae.train", "celeba", "--gamma", "computed", "--dry-run"],
+        [
+            sys.executable,
+            "-m",
+            "kvae.train",
+            "celeba",
+            "--gamma",
+            "computed",
+            "--dry-run",
+            "--params",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -175,16 +202,21 @@ def test_dry_run_prints_one_json_object_with_the_parameter_counts():
 @pytest.mark.parametrize(
     "arguments,message",
     [
-        (["svhn"], "Unknown dataset 'svhn'"),
+        (["svhn"], "unknown dataset 'svhn'"),
+        (["fashion-mnist"], "Did you mean 'fashion_mnist'?"),
         (["mnist", "--data-dir", "{tmp}/missing"], "is not a readable folder"),
         (["imagefolder:{tmp}"], "no images"),
         (["mnist", "--epochs", "0"], "--epochs: must be an integer >= 1"),
         (["mnist", "--batch-size", "-3"], "--batch-size: must be an integer >= 1"),
         (["mnist", "--epochs2", "0"], "--epochs2: must be an integer >= 1"),
         (["--resume", "--out", "{tmp}/nothing"], "no run to resume"),
-        (["mnist", "--gamma", "fixed"], "needs a sigma > 0 (--sigma"),
-        (["cifar10", "--gamma", "learned", "--base-dim", "8"], "does not apply to --net infogan"),
-        (["mnist", "--net", "mlp", "--fc-dim", "8"], "does not apply to --net mlp"),
+        (["mnist", "--gamma", "fixed"], "needs sigma > 0 (the fixed gamma); gamma='mse'"),
+        (["mnist", "--gamma", "fixed"], "(--sigma)"),  # the command names the flag
+        (["cifar10", "--gamma", "learned", "--base-dim", "8"], "base_dim does not apply to net"),
+        (
+            ["mnist", "--net", "mlp", "--fc-dim", "8"],
+            "fc_dim does not apply to net 'mlp' (--fc-dim)",
+        ),
         (["mnist", "--net", "resnet"], "power of two"),
     ],
 )
@@ -413,7 +445,9 @@ def test_stage2_alone_and_continued_runs_keep_their_config(tmp_path, capsys):
     assert train.main(["manifold2d", "--stage", "1", "--epochs", "1", *common]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert train.main(["--resume", "--lr", "0.5", "--out", str(run_dir)]) == 2
-    assert "--lr differs from the run's config.json" in capsys.readouterr().err
+    assert "lr differs from the run's config.json (0.001); a continued run keeps it (--lr)" in (
+        capsys.readouterr().err
+    )
     assert (
         train.main(["--stage", "2", "--epochs2", "2", "--second-dim", "16", "--out", str(run_dir)])
         == 0
@@ -427,10 +461,10 @@ def test_stage2_alone_and_continued_runs_keep_their_config(tmp_path, capsys):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
-    def exploding(epoch, lr, lr_fac, lr_epochs):
-        return lr if epoch < 1 else 1e30
+    def exploding(schedule, epoch):
+        return schedule.lr if epoch < 1 else 1e30
 
-    monkeypatch.setattr(training, "learning_rate", exploding)
+    monkeypatch.setattr(Schedule, "learning_rate", exploding)
     run_dir = tmp_path / "run"
     code = train.main(
         [
@@ -529,7 +563,9 @@ def test_bad_sigma_schedules_exit_2(content, message, tmp_path, capsys):
         )
         == 2
     )
-    assert "only to --gamma fixed" in capsys.readouterr().err
+    assert "sigma_schedule applies only to gamma 'fixed' (--sigma-schedule)" in (
+        capsys.readouterr().err
+    )
 
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -570,6 +606,7 @@ def test_a_run_folder_of_the_previous_code_loads_and_resumes(tmp_path):
         "steps_per_execution": "auto",
         "sigma_warmup": 0,
         "validate_every": 1,
+        "keep_best": "full",
     } == config
     rows = read_rows(run_dir)
     # in training order: the old run's two epochs, then the two resumed ones
@@ -620,8 +657,15 @@ CONFIG_JSON_KEYS = (
 )
 """config.json's keys before kvae.config existed, written out again here."""
 
-NEW_KEYS = ("distribute", "devices", "steps_per_execution", "sigma_warmup", "validate_every")
-"""Keys added since (issues 14, 17 and 18); an old config.json gets their defaults."""
+NEW_KEYS = (
+    "distribute",
+    "devices",
+    "steps_per_execution",
+    "sigma_warmup",
+    "validate_every",
+    "keep_best",
+)
+"""Keys added since (issues 14, 17, 18 and 34); an old config.json gets their defaults."""
 
 
 def test_one_configuration_source_for_config_json_the_parser_and_the_recipes():
@@ -635,7 +679,11 @@ def test_one_configuration_source_for_config_json_the_parser_and_the_recipes():
     assert run_config.FIELDS[len(CONFIG_JSON_KEYS) :] == NEW_KEYS
     flags = {action.dest: action for action in train.build_parser()._actions}
     for field in dataclasses.fields(run_config.RunConfig):
-        if field.metadata["cli"]:
+        if "schedule" in field.metadata:  # a stage's schedule: epochs, lr, ... (and ...2)
+            for key in run_config.SCHEDULE_OPTIONS:
+                name = run_config.schedule_key(key, field.metadata["schedule"])
+                assert name in flags and flags[name].default is None, name
+        elif field.metadata["cli"]:
             assert field.name in flags and flags[field.name].default is None, field.name
             if field.metadata["choices"]:
                 assert tuple(flags[field.name].choices) == tuple(field.metadata["choices"])
@@ -643,12 +691,19 @@ def test_one_configuration_source_for_config_json_the_parser_and_the_recipes():
         for option in networks.defaults(net):
             assert option in flags, option
     # Dai & Wipf's command-line defaults are RunConfig's: their recipe changes nothing.
-    resolved = recipes.resolve("mnist", "learned")
+    resolved = recipes.resolve("mnist", "learned").to_json()
     defaults = run_config.defaults()
     for key, value in resolved.items():
         if key not in ("dataset", "gamma", "gamma2", "net_config", "source"):
             assert value == defaults[key], key
     assert resolved["net_config"] == networks.defaults("infogan")
+    # a config.json round-trips through RunConfig; an old one gets the new keys' defaults
+    assert run_config.RunConfig.from_json(resolved).to_json() == resolved
+    old = {key: resolved[key] for key in CONFIG_JSON_KEYS}
+    assert run_config.RunConfig.from_json(old).to_json() == {
+        **resolved,
+        **{key: defaults[key] for key in NEW_KEYS},
+    }
 
 
 def test_results_do_not_depend_on_steps_per_execution_validate_every_or_a_resume(tmp_path):
@@ -708,16 +763,16 @@ def test_results_do_not_depend_on_steps_per_execution_validate_every_or_a_resume
     assert json.loads((tmp_path / "one" / "config.json").read_text())["steps_per_execution"] == 1
     model = kvae.load(tmp_path / "four" / "stage1.keras")
     assert int(model.optimizer.iterations) == 20  # the planned steps, no more
-    assert [training.validation_batch_size(b) for b in (4, 64, 100, 256, 300)] == [
+    assert [loop.validation_batch_size(b) for b in (4, 64, 100, 256, 300)] == [
         256,
         256,
         300,
         256,
         300,
     ]
-    assert training.validation_epochs(0, 7, 3) == [3, 6, 7]
-    assert training.validation_epochs(3, 7, 3) == [6, 7]  # counted from the stage's start
-    assert training.validation_epochs(0, 3, 1) == [1, 2, 3]
+    assert loop.validation_epochs(0, 7, 3) == [3, 6, 7]
+    assert loop.validation_epochs(3, 7, 3) == [6, 7]  # counted from the stage's start
+    assert loop.validation_epochs(0, 3, 1) == [1, 2, 3]
 
 
 def test_the_best_checkpoint_is_the_latest_file_and_outlives_its_replacement(tmp_path):

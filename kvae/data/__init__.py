@@ -34,6 +34,7 @@ from kvae.data.latents import LatentDataset
 from kvae.data.pipeline import Dataset, as_float
 from kvae.data.synthetic import sample_manifold2d, sample_sphere
 from kvae.data.tfds_images import IMAGE_SHAPES, TFDS_NAMES, celeba_crop_resize
+from kvae.errors import did_you_mean
 
 SYNTHETIC = ("manifold2d", "sphere")
 
@@ -109,7 +110,12 @@ def check_name(name):
         emoji.parse_name(name)
         return name
     if name not in TFDS_NAMES and name not in SYNTHETIC:
-        raise DataError(f"Unknown dataset {name!r}; expected one of {', '.join(DATASETS)}.")
+        known = (*TFDS_NAMES, *SYNTHETIC, "imagefolder", "emoji")
+        hint = did_you_mean(name.replace("-", "_"), known)
+        raise DataError(
+            f"unknown dataset {name!r}.{hint} Expected one of {', '.join(DATASETS)}.",
+            argument="dataset",
+        )
     return name
 
 
@@ -170,7 +176,7 @@ def load_split(
     """
     check_name(name)
     if data_dir is not None and not Path(data_dir).is_dir():
-        raise DataError(f"--data-dir {data_dir} is not a readable folder.")
+        raise DataError(f"data_dir {data_dir} is not a readable folder.", argument="data_dir")
     known = SPLITS.get(family(name), ("train", "validation", "test"))
     if split not in known:
         raise DataError(f"{name} has no {split!r} split; expected one of {', '.join(known)}.")

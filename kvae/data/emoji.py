@@ -181,7 +181,7 @@ def locate(style, data_dir=None):
         + (
             "apt-get install fonts-noto-color-emoji as root."
             if style == "noto"
-            else f"put the `npm pack` tarball of {PACKAGES[style]} in --data-dir."
+            else f"put the `npm pack` tarball of {PACKAGES[style]} in data_dir."
         )
     )
 

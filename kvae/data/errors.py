@@ -1,7 +1,9 @@
 """The one error of data loading."""
 
+from kvae.errors import KvaeError
 
-class DataError(Exception):
+
+class DataError(KvaeError):
     """The data cannot be loaded as asked (unknown name, unreadable folder,
-    no images, failed download). The message says what to do; the training
-    command prints it as one line and exits with code 2."""
+    no images, failed download). The message says what to do; the commands
+    print it as one line and exit with code 2."""

@@ -53,7 +53,8 @@ class Dataset:
         if steps < 1:
             raise DataError(
                 f"{self.name}: {self.num_train} training examples are fewer than "
-                f"one batch of {batch_size}; lower --batch-size."
+                f"one batch of {batch_size}; lower batch_size.",
+                argument="batch_size",
             )
         return steps
 

@@ -15,60 +15,56 @@ model is per-pixel.
 | `collapse_conv` | 28x28 images | Asperti 2019, Fig. 4 |
 """
 
-from types import SimpleNamespace
+import importlib
 
-from kvae.networks import collapse, infogan, mlp, resnet, stage2
+from kvae.options import check_positive_int
 
-_MODULES = {
-    "resnet": resnet,
-    "infogan": infogan,
-    "mlp": mlp,
-    "stage2": stage2,
-    "collapse_dense": SimpleNamespace(
-        DEFAULTS=collapse.DEFAULTS,
-        build_encoder=collapse.build_dense_encoder,
-        build_decoder=collapse.build_dense_decoder,
-    ),
-    "collapse_conv": SimpleNamespace(
-        DEFAULTS=collapse.DEFAULTS,
-        build_encoder=collapse.build_conv_encoder,
-        build_decoder=collapse.build_conv_decoder,
-    ),
+NETWORKS = {
+    "resnet": {
+        "module": "resnet",
+        "defaults": {
+            "base_dim": 32,
+            "num_scale": 4,
+            "block_per_scale": 1,
+            "depth_per_block": 2,
+            "kernel_size": 3,
+            "fc_dim": 512,
+        },
+    },
+    "infogan": {"module": "infogan", "defaults": {"fc_dim": 1024}},
+    "mlp": {"module": "mlp", "defaults": {"width": 200, "num_blocks": 4}},
+    "stage2": {"module": "stage2", "defaults": {"second_dim": 1024, "second_depth": 3}},
+    "collapse_dense": {"module": "collapse", "defaults": {}, "builders": "dense"},
+    "collapse_conv": {"module": "collapse", "defaults": {}, "builders": "conv"},
 }
-
-NETWORKS = tuple(_MODULES)
+"""Each network: its module in kvae/networks/ (imported when the network is
+built, as big_vision imports its models by name, so that options can be
+checked without Keras), its default options, and for `collapse` which pair
+of builders (build_dense_encoder, ...)."""
 
 STAGE1_NETWORKS = tuple(net for net in NETWORKS if net != "stage2")
 """The networks of data (stage 1); `stage2` models stage-1 latents."""
 
 
 def defaults(net):
-    """A network's default options (its module's DEFAULTS), a fresh dict."""
-    if net not in _MODULES:
+    """A network's default options, a fresh dict."""
+    if net not in NETWORKS:
         raise ValueError(f"Unknown net {net!r}; expected one of {', '.join(NETWORKS)}.")
-    return dict(_MODULES[net].DEFAULTS)
-
-
-def check_positive_int(name, value):
-    """Raise a ValueError naming `name` unless `value` is an int >= 1."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
+    return dict(NETWORKS[net]["defaults"])
 
 
 def resolve_config(net, net_config=None):
     """The network's full hyper-parameters: its defaults updated by
     `net_config`. Unknown networks or keys raise a ValueError."""
-    if net not in _MODULES:
-        raise ValueError(f"Unknown net {net!r}; expected one of {', '.join(NETWORKS)}.")
-    defaults = _MODULES[net].DEFAULTS
+    base = defaults(net)
     net_config = dict(net_config or {})
-    unknown = sorted(set(net_config) - set(defaults))
+    unknown = sorted(set(net_config) - set(base))
     if unknown:
-        allowed = ", ".join(defaults) or "none"
+        allowed = ", ".join(base) or "none"
         raise ValueError(
             f"Unknown option(s) {', '.join(unknown)} for net={net!r}; allowed: {allowed}."
         )
-    config = {**defaults, **net_config}
+    config = {**base, **net_config}
     for key, value in config.items():
         check_positive_int(key, value)
     return config
@@ -77,10 +73,12 @@ def resolve_config(net, net_config=None):
 def build(net, data_shape, latent_dim, pixel=False, dtype="float32", net_config=None):
     """(encoder, decoder) for `net` (see the module table)."""
     config = resolve_config(net, net_config)
-    module = _MODULES[net]
+    entry = NETWORKS[net]
+    module = importlib.import_module(f"kvae.networks.{entry['module']}")
+    prefix = f"build_{entry['builders']}_" if "builders" in entry else "build_"
     data_shape = tuple(data_shape)
-    encoder = module.build_encoder(data_shape, latent_dim, dtype, **config)
-    decoder = module.build_decoder(data_shape, latent_dim, dtype, pixel, **config)
+    encoder = getattr(module, prefix + "encoder")(data_shape, latent_dim, dtype, **config)
+    decoder = getattr(module, prefix + "decoder")(data_shape, latent_dim, dtype, pixel, **config)
     return encoder, decoder
 
 

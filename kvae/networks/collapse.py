@@ -31,8 +31,6 @@ from keras import layers
 
 from kvae.networks.layers import batch_norm, gaussian_heads, image_output
 
-DEFAULTS = {}
-
 KERAS_BN = {"momentum": 0.99, "epsilon": 1e-3}
 """Keras's BatchNormalization defaults, which the paper's Keras code had."""
 

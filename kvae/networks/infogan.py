@@ -32,8 +32,6 @@ from kvae.networks.layers import (
     image_output,
 )
 
-DEFAULTS = {"fc_dim": 1024}
-
 SIGMA_OFFSET = 1e-6
 
 

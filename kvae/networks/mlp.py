@@ -13,8 +13,6 @@ from keras import layers
 
 from kvae.networks.layers import check_vector_shape, gaussian_heads, vector_output
 
-DEFAULTS = {"width": 200, "num_blocks": 4}
-
 
 def residual_trunk(inputs, width, num_blocks, name, dtype):
     """Projection, residual blocks and a final ReLU (see module doc)."""

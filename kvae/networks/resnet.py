@@ -24,15 +24,6 @@ from keras import layers
 
 from kvae.networks.layers import batch_norm, gaussian_heads, image_output
 
-DEFAULTS = {
-    "base_dim": 32,
-    "num_scale": 4,
-    "block_per_scale": 1,
-    "depth_per_block": 2,
-    "kernel_size": 3,
-    "fc_dim": 512,
-}
-
 MAX_DECODER_WIDTH = 1024
 
 

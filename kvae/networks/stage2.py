@@ -13,8 +13,6 @@ from keras import layers
 
 from kvae.networks.layers import check_vector_shape, gaussian_heads, vector_output
 
-DEFAULTS = {"second_dim": 1024, "second_depth": 3}
-
 
 def _stack(inputs, width, depth, name, dtype):
     h = inputs
