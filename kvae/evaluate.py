@@ -27,13 +27,18 @@ cached in the Keras cache (--fid-cache off to recompute).
 with kvae. Exit codes: 0 done, 2 bad input.
 """
 
+if __name__ == "__main__":  # the command: start TensorFlow quietly before the imports load it
+    from kvae import quiet
+
+    quiet.start_backend()
+
 import argparse
 import json
 import shlex
 import sys
 from pathlib import Path
 
-from kvae import cli, evaluation, files, loader, presets, quiet, recipes, runs
+from kvae import cli, evaluation, files, loader, presets, recipes, runs
 from kvae.cli import UsageError
 from kvae.config import RunConfig
 from kvae.errors import KvaeError
@@ -256,7 +261,6 @@ def main(argv=None):
     try:
         args = parser.parse_args(argv)
         args.argv = argv
-        quiet.start_backend()
         args.out.mkdir(parents=True, exist_ok=True)
         result = evaluate_command(args)
     except (UsageError, KvaeError) as error:

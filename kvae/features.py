@@ -16,6 +16,11 @@ weights are another network than the 2015 graph, so its Frechet distances
 cannot be compared with any paper's FID (docs/evaluation.md).
 """
 
+if __name__ == "__main__":  # the command: start TensorFlow quietly before the imports load it
+    from kvae import quiet
+
+    quiet.start_backend()
+
 import argparse
 import hashlib
 import json

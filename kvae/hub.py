@@ -26,6 +26,11 @@ only here. Pass `endpoint=` to talk to another Hub than huggingface.co
 (the client reads $HF_ENDPOINT once, when it is first imported).
 """
 
+if __name__ == "__main__":  # the command: start TensorFlow quietly before the imports load it
+    from kvae import quiet
+
+    quiet.start_backend()
+
 import argparse
 import logging
 import re
@@ -34,7 +39,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kvae import cli, presets, quiet, runs, saving
+from kvae import cli, presets, runs, saving
 from kvae.errors import KvaeError
 
 HANDLE = re.compile(
@@ -308,7 +313,6 @@ def main(argv=None):
     fetching.add_argument("--endpoint", help="another Hub than huggingface.co")
     fetching.add_argument("--cache-dir", type=Path, help="default: the Hugging Face cache")
     args = parser.parse_args(argv)
-    quiet.start_backend()
     try:
         if args.command == "push":
             print(

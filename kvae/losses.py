@@ -75,7 +75,7 @@ def sigma_warmup_weight(step, warmup_steps):
 
     0 for the first W = `warmup_steps` steps (one shared sigma), then rising
     linearly to 1 over the next W (each pixel its own). An opt-in deviation
-    of kvae's (issue 17), not from a paper.
+    of kvae's (docs/results.md part 1), not from a paper.
     """
     step = ops.cast(step, "float32")
     return ops.clip(step / float(warmup_steps) - 1.0, 0.0, 1.0)

@@ -152,7 +152,7 @@ class PixelGamma(Observation):
             then hands over linearly to the per-pixel sigma(z) over the next
             W steps (`losses.pooled_log_sigma`). The count of steps taken is
             a non-trainable weight, so a resumed run goes on where it
-            stopped. An opt-in deviation (issue 17): it lets the means find
+            stopped. An opt-in deviation (docs/results.md part 1): it lets the means find
             the data before sigma(z) can explain a residual away.
     """
 

@@ -110,7 +110,7 @@ def check_min_sigma(min_sigma, gamma="pixel"):
 REMOVED_OPTIONS = {"beta_nll": 0.0}
 """Options kvae had and dropped, with the value under which dropping them
 changes nothing: `beta_nll` (a beta-NLL training objective for the LV-VAE,
-dropped in issue 17: it helped nowhere, docs/results.md part 1).
+dropped because it helped nowhere, docs/results.md part 1).
 Checkpoints and run folders of those versions carry it."""
 
 

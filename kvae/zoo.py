@@ -27,13 +27,30 @@ to expect and why they are not trained here.
     python -m kvae.zoo publish --owner OWNER            # push every trained model
 """
 
+if __name__ == "__main__":  # the command: start TensorFlow quietly before the imports load it
+    from kvae import quiet
+
+    quiet.start_backend()
+
 import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from kvae import catalog, cli, devices, evaluation, files, hub, loader, presets, quiet, runs, saving
+from kvae import (
+    catalog,
+    cli,
+    devices,
+    evaluation,
+    files,
+    hub,
+    loader,
+    presets,
+    runs,
+    saving,
+    zoo_readme,
+)
 from kvae import recipes as training_recipes
 from kvae.catalog import MANIFEST, ZOO_ENV, ZooError, card, default_dir, manifest, recipes
 from kvae.config import RunConfig
@@ -104,127 +121,7 @@ def _write_manifest(zoo_dir, data):
     for name, entry in data["models"].items():
         if entry.get("trained") and (zoo_dir / name).is_dir():
             files.write_json(zoo_dir / name / presets.CONFIG, preset_config(entry))
-    (zoo_dir / "README.md").write_text(render_readme(data))
-
-
-def _number(value, digits=4):
-    return "" if value is None else f"{value:.{digits}g}"
-
-
-def _hub_text(entry):
-    handle = catalog.hub_handle(entry)
-    return f"`{handle}`" if handle else "not published yet"
-
-
-def _size(entry):
-    return sum(spec["size"] for spec in entry["files"].values()) / 2**20
-
-
-def render_readme(data):
-    """zoo/README.md: the model cards, from the manifest only."""
-    models = data["models"]
-    trained = [entry for entry in models.values() if entry.get("trained")]
-    recipe_entries = [entry for entry in models.values() if not entry.get("trained")]
-    lines = [
-        "# The kvae model zoo",
-        "",
-        "Generated from `manifest.json` by `python -m kvae.zoo readme`; every number below "
-        "is copied from the model's `metrics.json`, written by `python -m kvae.evaluate` on "
-        "the shipped files (10,000 test images, seed 0).",
-        "",
-        "```python",
-        "import kvae, keras",
-        'model = kvae.zoo.load("fmnist_two_stage_computed")  # sha256 checked, safe_mode',
-        'images = model.generate(16, mode="mean", seed=0)     # through both stages',
-        'plain = keras.saving.load_model("zoo/fmnist_mse/stage1.keras")  # plain Keras',
-        "```",
-        "",
-        "## Trained models",
-        "",
-        "| name | dataset | stages | epochs (1 / 2) | MSE | bits/dim | FD-fmnist REC / GEN-1 / "
-        "GEN-2 | inactive latents | MiB | trained on | on the Hub |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for entry in trained:
-        metrics = entry["metrics"]
-        fd = metrics.get("fd_fmnist") or {}
-        fd_text = (
-            " / ".join(_number(fd.get(key), 3) for key in ("rec", "gen1", "gen2") if key in fd)
-            or "n/a"
-        )
-        lines.append(
-            f"| [{entry['name']}](#{entry['name']}) | {entry['dataset']} | {entry['stages']} | "
-            f"{entry['epochs']['stage1']} / {entry['epochs']['stage2'] or '-'} | "
-            f"{_number(metrics['mse'])} | {_number(metrics['bits_per_dim'])} | {fd_text} | "
-            f"{metrics['inactive_latents']} of "
-            f"{metrics['inactive_latents'] + metrics['active_latents']} | "
-            f"{_size(entry):.1f} | {entry['trained_on']['device']} | "
-            f"{_hub_text(entry)} |"
-        )
-    lines += [
-        "",
-        f"Total: {sum(_size(entry) for entry in trained):.1f} MiB of checkpoints. "
-        "`kvae.zoo.load` reads a model from this folder (a source checkout, $KVAE_ZOO, or the "
-        "default model inside the installed package), else from the Hugging Face cache or the "
-        "Hub at its pinned commit (`python -m kvae.zoo publish` pins them).",
-        "",
-        "## Recipes (not trained here)",
-        "",
-        "`kvae.zoo.load` on one of these names raises an error with its command. Each FID "
-        "names the protocol it was measured under: dai2019 or asperti2020, the two ways the "
-        "papers feed the same Inception graph (docs/evaluation.md); `python -m kvae.evaluate` "
-        "uses the recipe's protocol by default.",
-        "",
-        "| name | command | the paper's numbers | source | time on one GPU |",
-        "|---|---|---|---|---|",
-    ]
-    for entry in recipe_entries:
-        protocols = entry.get("expected_fid_protocol", {})
-        expected = ", ".join(
-            f"{key} {value}" + (f" ({protocols[key]})" if key in protocols else "")
-            for key, value in entry["expected"].items()
-        )
-        lines.append(
-            f"| {entry['name']} | `{entry['command']}` | {expected} | "
-            f"{entry['expected_source']} | {entry['expected_gpu_time']} |"
-        )
-    lines += ["", "## Model cards"]
-    for entry in trained:
-        metrics = entry["metrics"]
-        lines += [
-            "",
-            f"### {entry['name']}",
-            "",
-            entry["description"] + ".",
-            "",
-            *([f"**Note.** {entry['notes']}", ""] if entry.get("notes") else []),
-            f"- Trained with `{entry['command']}` "
-            f"({entry['epochs']['stage1']} stage-1 epochs"
-            + (f", {entry['epochs']['stage2']} stage-2 epochs" if entry["stages"] == 2 else "")
-            + f" of {entry['steps_per_epoch']} batches of {entry['batch_size']}) on "
-            f"{entry['trained_on']['device']} ({entry['trained_on']['backend']}).",
-            f"- Evaluated with `{entry['evaluation']}`.",
-            f"- ELBO {_number(metrics['elbo_nats'])} nats per example "
-            f"({_number(metrics['bits_per_dim'])} bits/dim), MSE {_number(metrics['mse'])}, "
-            f"variance law {_number(metrics['variance_law'])}.",
-            f"- Check (the tests reproduce it within 1 %): MSE {_number(entry['check']['mse'])}"
-            f" on the first {entry['check']['num_images']} test examples, seed "
-            f"{entry['check']['seed']}.",
-            "- Files: "
-            + "; ".join(
-                f"`{spec['path']}` ({spec['size'] / 2**20:.1f} MiB, sha256 "
-                f"`{spec['sha256'][:16]}...`)"
-                for spec in entry["files"].values()
-            )
-            + ".",
-            "",
-            f"Samples (decoder means{', through stage 2' if entry['stages'] == 2 else ''}) and "
-            f"reconstructions (test images above, reconstructions below):",
-            "",
-            f"![samples of {entry['name']}]({entry['samples']}) "
-            f"![reconstructions by {entry['name']}]({entry['reconstructions']})",
-        ]
-    return "\n".join(lines) + "\n"
+    (zoo_dir / "README.md").write_text(zoo_readme.render(data))
 
 
 CARD_METRICS = tuple(evaluation.card_metrics())
@@ -412,7 +309,6 @@ def main(argv=None):
     publishing.add_argument("--endpoint", help="another Hub than huggingface.co")
     try:
         args = parser.parse_args(argv)
-        quiet.start_backend()
         if args.command == "list":
             for name in list(args.zoo):
                 print(f"{name}\ttrained\t{card(name, args.zoo)['description']}")

@@ -18,7 +18,7 @@ from helpers import (
     legacy_resize_bilinear,
     write_fake_inception_archive,
 )
-from kvae import features, inception, metrics
+from kvae import features, inception, inception_graph, metrics
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +37,13 @@ def no_pin(monkeypatch, tmp_path, archive):
 
 def refusal(archive):
     with pytest.raises(inception.InceptionUnavailable) as raised:
-        inception.InceptionGraph(archive, verbose=False)
+        inception_graph.InceptionGraph(archive, verbose=False)
     assert "\n" not in str(raised.value)
     return str(raised.value)
 
 
 def test_an_archive_answering_the_published_five_is_verified_and_recorded(archive):
-    network = inception.InceptionGraph(archive, verbose=False)
+    network = inception_graph.InceptionGraph(archive, verbose=False)
     provenance = network.protocol()
     assert provenance["verified_by"] == "published size and classifications"
     assert provenance["network_sha256"] == sha256(archive)
@@ -96,7 +96,7 @@ def test_a_wrong_size_and_a_changed_verified_file_are_refused(archive, tmp_path,
     monkeypatch.setattr(inception, "ARCHIVE_SIZE", size)
     copy = tmp_path / "copy.tgz"
     copy.write_bytes(archive.read_bytes())
-    inception.InceptionGraph(copy, verbose=False)  # verified and recorded
+    inception_graph.InceptionGraph(copy, verbose=False)  # verified and recorded
     content = bytearray(copy.read_bytes())
     content[-10] ^= 0xFF  # same size, other bytes
     copy.write_bytes(bytes(content))
@@ -118,35 +118,35 @@ def test_legacy_resize_reference_matches_tensorflow_resize_bilinear():
 
 def test_missing_archive_names_the_command_and_the_url(tmp_path):
     with pytest.raises(inception.InceptionUnavailable) as raised:
-        inception.InceptionGraph()
+        inception_graph.InceptionGraph()
     message = str(raised.value)
     assert "\n" not in message
     assert "python -m kvae.features download-inception" in message
     assert "inception-2015-12-05" in message and inception.ARCHIVE_URL in message
     assert str(tmp_path / "keras-home" / "models" / inception.ARCHIVE_NAME) in message
     with pytest.raises(inception.InceptionUnavailable, match="archive .*absent.tgz does not exist"):
-        inception.InceptionGraph(tmp_path / "absent.tgz")
+        inception_graph.InceptionGraph(tmp_path / "absent.tgz")
 
 
 def test_a_file_of_another_digest_is_refused_with_both(archive, monkeypatch, tmp_path):
     wanted = "ab" * 32
     monkeypatch.setenv(inception.SHA256_VARIABLE, wanted.upper())
     with pytest.raises(inception.InceptionUnavailable) as raised:
-        inception.InceptionGraph(archive)
+        inception_graph.InceptionGraph(archive)
     assert wanted in str(raised.value) and sha256(archive) in str(raised.value)
     monkeypatch.setenv(inception.SHA256_VARIABLE, sha256(archive))
-    pinned = inception.InceptionGraph(archive, verbose=False).protocol()
+    pinned = inception_graph.InceptionGraph(archive, verbose=False).protocol()
     assert pinned["verified_by"] == "pinned sha256 (KVAE_INCEPTION_SHA256)"
     not_an_archive = tmp_path / "graph.pb"
     not_an_archive.write_bytes(b"not a tar")
     monkeypatch.setattr(inception, "ARCHIVE_SIZE", not_an_archive.stat().st_size)
     monkeypatch.delenv(inception.SHA256_VARIABLE)
     with pytest.raises(inception.InceptionUnavailable, match="classify_image_graph_def.pb"):
-        inception.InceptionGraph(not_an_archive)
+        inception_graph.InceptionGraph(not_an_archive)
 
 
 def test_dai2019_feeds_0_255_at_native_size_and_stretches_generated_images(archive):
-    network = inception.InceptionGraph(archive, "dai2019", verbose=False)
+    network = inception_graph.InceptionGraph(archive, "dai2019", verbose=False)
     rng = np.random.default_rng(1)
     real = rng.integers(0, 256, (120, 28, 28, 1), dtype=np.uint8)
     got = network(real)
@@ -171,7 +171,7 @@ def test_dai2019_feeds_0_255_at_native_size_and_stretches_generated_images(archi
 
 
 def test_asperti2020_resizes_minus_one_to_one_in_tensorflow_and_feeds_mul(archive):
-    network = inception.InceptionGraph(archive, "asperti2020", verbose=False)
+    network = inception_graph.InceptionGraph(archive, "asperti2020", verbose=False)
     rng = np.random.default_rng(2)
     images = rng.uniform(-0.1, 1.1, (130, 32, 32, 3)).astype("float32")
     got = network(images, generated=True)
@@ -194,7 +194,7 @@ def test_real_statistics_are_cached_by_network_protocol_and_images(archive, tmp_
 
     class Counting:
         def __init__(self, protocol):
-            self.network = inception.InceptionGraph(archive, protocol, verbose=False)
+            self.network = inception_graph.InceptionGraph(archive, protocol, verbose=False)
 
         def cache_key(self):
             return self.network.cache_key()
@@ -228,7 +228,7 @@ def test_real_statistics_are_cached_by_network_protocol_and_images(archive, tmp_
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_equals_numpy_otherwise(archive):
-    network = inception.InceptionGraph(archive, "dai2019", verbose=False)
+    network = inception_graph.InceptionGraph(archive, "dai2019", verbose=False)
     rng = np.random.default_rng(4)
     real = rng.integers(0, 256, (100, 16, 16, 1), dtype=np.uint8)
     fake = np.clip(real / 255.0 + rng.normal(0, 0.2, real.shape), 0, 1).astype("float32")

@@ -6,7 +6,8 @@ classifier for 28x28x1 models, and FID on the papers' Inception graph
 from kvae import features, metrics, recipes, seeds
 from kvae.config import RunConfig
 from kvae.errors import ConfigError, EvaluationError
-from kvae.inception import InceptionGraph, InceptionUnavailable
+from kvae.inception import InceptionUnavailable
+from kvae.inception_graph import InceptionGraph
 
 CARD = {"fd_fmnist": "FD-fmnist", "fid": "FID"}
 

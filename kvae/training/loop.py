@@ -33,8 +33,8 @@ from kvae.training.pictures import stage1_pictures, stage2_pictures
 VALIDATION_ROWS = 256
 """The least rows of a validation batch (`validation_batch_size`)."""
 AUTO_STEPS_PER_EXECUTION = 16
-"""`steps_per_execution="auto"` on an accelerator (issue 18's H200 table:
-+6 % at batch 64, +3 % at 100, stage 2's step 1.25 -> 0.75 ms with 32)."""
+"""`steps_per_execution="auto"` on an accelerator, where fewer host round
+trips help (docs/performance.md, "Steps per execution")."""
 STAGE2_OPTIONS = ("gamma2", "second_dim", "second_depth", "lr2", "lr_epochs2", "lr_fac2")
 CONTINUE_OPTIONS = (
     "data_dir",
