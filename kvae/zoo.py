@@ -54,6 +54,7 @@ from kvae import (
 from kvae import recipes as training_recipes
 from kvae.catalog import MANIFEST, ZOO_ENV, ZooError, card, default_dir, manifest, recipes
 from kvae.config import RunConfig
+from kvae.data import attributions
 from kvae.errors import KvaeError
 from kvae.two_stage import TwoStageVAE
 
@@ -236,6 +237,7 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
         **evaluated,
         "trained_on": {"device": devices.device_name(), "backend": _backend()},
         "exported": time.strftime("%Y-%m-%d"),
+        "attributions": attributions(config.dataset),
     }
     if notes:
         entry["notes"] = notes

@@ -9,6 +9,13 @@ TABLE_METRICS = ("mse", "bits_per_dim", "variance_law", "fd_fmnist", "fid", "ina
 """The card numbers the table shows, in order."""
 
 
+def epoch_length(entry):
+    """What one epoch of a card's training was: fixed steps, or full passes."""
+    if entry.get("steps_per_epoch"):
+        return f"{entry['steps_per_epoch']} batches of {entry['batch_size']}"
+    return f"one pass over the training data in batches of {entry['batch_size']}"
+
+
 def number(value, digits=4):
     return "" if value is None else f"{value:.{digits}g}"
 
@@ -140,7 +147,7 @@ def _card(entry):
         lines += [f"**Note.** {entry['notes']}", ""]
     lines += [
         f"- Trained with `{entry['command']}` ({epochs['stage1']} stage-1 epochs{stage2} of "
-        f"{entry['steps_per_epoch']} batches of {entry['batch_size']}) on "
+        f"{epoch_length(entry)}) on "
         f"{entry['trained_on']['device']} ({entry['trained_on']['backend']}{took}).",
         f"- Evaluated with `{entry['evaluation']}`.",
         f"- ELBO {number(metrics['elbo_nats'])} nats per example "

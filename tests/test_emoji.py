@@ -74,6 +74,16 @@ def test_the_split_keeps_every_tone_and_style_of_an_emoji_on_one_side(prepared):
         assert len(sides) == 1
     tones = [c for c, k in zip(result["code_points"], result["keys"]) if k == "1f44b"]
     assert len(tones) >= 6 * len(styles) - len(styles)  # every tone of every style, one side
+    # the order within a side is the sha256 of style and code points, not the build order
+    for side in (train, test):
+        digests = [
+            hashlib.sha256(f"{s}/{c}".encode()).digest()
+            for s, c in zip(side["styles"], side["code_points"])
+        ]
+        assert digests == sorted(digests)
+        assert len(side["images"]) == len(side["keys"]) == len(side["styles"])
+    if len(styles) > 1:
+        assert len(set(train["styles"][:10])) > 1  # the first images mix the styles
     # independent of the styles present: the rule reads the key alone
     digest = int(hashlib.sha256(b"1f44c").hexdigest(), 16)
     assert emoji.is_test_key("1f44c") == (digest % emoji.TEST_MODULUS == 0)

@@ -67,6 +67,7 @@ __all__ = [
     "Dataset",
     "LatentDataset",
     "as_float",
+    "attributions",
     "celeba_crop_resize",
     "center_crop_resize",
     "check_name",
@@ -117,6 +118,26 @@ def check_name(name):
             argument="dataset",
         )
     return name
+
+
+ATTRIBUTIONS = {
+    "fashion_mnist": "Fashion-MNIST by Zalando Research (Xiao, Rasul & Vollgraf 2017), MIT License",
+    "mnist": "MNIST by Yann LeCun, Corinna Cortes and Christopher J. C. Burges",
+    "celeba": "CelebA by MMLAB, The Chinese University of Hong Kong (non-commercial research use)",
+    "cifar10": "CIFAR-10 by Alex Krizhevsky, Vinod Nair and Geoffrey Hinton",
+}
+"""Who made each dataset and under which terms, for model cards."""
+
+
+def attributions(name):
+    """The credits a model trained on dataset `name` carries on its card: the
+    dataset's makers and licence, and for emoji every style's licence and
+    attribution and what kvae changed in the pictures."""
+    if family(name) == "emoji":
+        return [emoji.ATTRIBUTIONS[style] for style in emoji.parse_name(name)] + [
+            "The pictures were " + emoji.CHANGES + "."
+        ]
+    return [ATTRIBUTIONS[name]] if name in ATTRIBUTIONS else []
 
 
 def data_shape(name, image_size=64, dim=8):

@@ -88,11 +88,26 @@ def build(styles, data_dir=None, image_size=IMAGE_SIZE, keys=None, progress=None
     }
 
 
+def mixed_order(styles, code_points):
+    """Row indices sorted by the sha256 of each image's style and code
+    points: a fixed order in which styles and emoji are mixed, so the first
+    images of a split (the check metric's, the pictures') are a fair sample
+    rather than the first style's first code points."""
+    digests = [
+        hashlib.sha256(f"{style}/{code}".encode()).digest()
+        for style, code in zip(styles, code_points)
+    ]
+    return np.array(sorted(range(len(digests)), key=digests.__getitem__), dtype=np.int64)
+
+
 def split(prepared):
     """(train, test) of prepared images, each {"images", "keys", "styles",
-    "code_points"}: an emoji is held out when `is_test_key` says so."""
-    test = np.array([is_test_key(key) for key in prepared["keys"]], bool)
+    "code_points"} in `mixed_order`: an emoji is held out when `is_test_key`
+    says so."""
+    order = mixed_order(prepared["styles"], prepared["code_points"])
+    test = np.array([is_test_key(key) for key in prepared["keys"]], bool)[order]
     fields = ("images", "keys", "styles", "code_points")
     return tuple(
-        {field: np.asarray(prepared[field])[rows] for field in fields} for rows in (~test, test)
+        {field: np.asarray(prepared[field])[order][rows] for field in fields}
+        for rows in (~test, test)
     )
