@@ -1,27 +1,35 @@
-"""Load test of the BentoML service: batching on against batching off.
+"""Load test of the BentoML service: batching on against batching off, both
+against the model's own decode rate in this process.
 
     python benchmarks/serve_load.py [--model fmnist_two_stage_computed]
-        [--concurrency 1 8 32] [--requests 96] [--seconds 60] [--n 1]
+        [--concurrency 1 8 32 64] [--requests 5000] [--seconds 20] [--n 1]
 
-For each setting (the batched Decoder service, `--arg batching=true`, and
-decoding in the front service, `--arg batching=false`) it starts
-`bentoml serve` on a free loopback port, waits for /readyz, records the
+First, in this process: `kvae.zoo.load(model).generate(n, mode="mean",
+seed=s)` through the last stage (images/s, the median of 21 calls, at n = 1,
+8, 64 and 256): the rate the service could reach, and the single-image
+decode time.
+
+For each setting (adaptive batching, `--arg batching=true`, and each
+request decoded alone, `--arg batching=false`) it starts `bentoml serve` on
+a free loopback port, waits for /readyz (the start-up time), records the
 memory (RSS summed over the server's processes), then for each concurrency
-level sends POST /mean-generate {"n": N, "seed": i} from that many client
-threads until --requests requests are answered or --seconds pass, and
-records requests/s, p50 and p99 latency and the failures; memory again at
-the end. Loopback only; every server is stopped. Prints a Markdown table;
-the figure of merit is the ratio between the two settings at the same
-concurrency, measured in the same run.
+level sends POST /mean-generate {"n": N, "seed": i} from that many
+concurrent clients (asyncio tasks, one connection each) until --requests
+requests are answered or --seconds pass, and records requests/s, p50 and
+p99 latency and the failures; then the memory again. Loopback only; every
+server is stopped. Prints Markdown tables; the figures of merit are each
+HTTP row's images/s against the in-process batched rate, and the
+one-client p50 against the in-process single-image time, measured in the
+same run.
 """
 
 import argparse
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -91,13 +99,14 @@ def start_server(model, batching, log_path):
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
+    started = time.time()
+    deadline = started + 300
     while time.time() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"bentoml serve exited; see {log_path}")
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
+                return process, url, time.time() - started
         except httpx.HTTPError:
             pass
         time.sleep(1)
@@ -113,45 +122,51 @@ def stop_server(process):
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def drive(clients, count, seconds, send):
-    """Send up to `count` requests from `clients` threads, each with its own
-    httpx session, until they are all answered or `seconds` pass.
-    `send(session, index, thread)` sends request `index` (0 .. count - 1)
-    and returns what to record. Returns ([(index, record, seconds)], wall
-    seconds)."""
-    results, lock = [], threading.Lock()
-    counter = iter(range(count))
-    deadline = time.time() + seconds
+async def drive(clients, count, seconds, send):
+    """Send up to `count` requests from `clients` concurrent asyncio tasks
+    until they are all answered or `seconds` pass; `await send(index,
+    client)` sends request `index` (0 .. count - 1) from client number
+    `client` and returns what to record. Returns ([(index, record,
+    seconds)], wall seconds). (A thread-per-client driver spent more CPU
+    than the server on these two cores.)"""
+    results, counter = [], iter(range(count))
+    deadline = time.perf_counter() + seconds
 
-    def client(thread):
-        with httpx.Client(timeout=120) as session:
-            while time.time() < deadline:
-                with lock:
-                    index = next(counter, None)
-                if index is None:
-                    return
-                start = time.perf_counter()
-                record = send(session, index, thread)
-                elapsed = time.perf_counter() - start
-                with lock:
-                    results.append((index, record, elapsed))
+    async def client(number):
+        while time.perf_counter() < deadline:
+            index = next(counter, None)
+            if index is None:
+                return
+            begin = time.perf_counter()
+            record = await send(index, number)
+            results.append((index, record, time.perf_counter() - begin))
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    await asyncio.gather(*(client(number) for number in range(clients)))
     return results, time.perf_counter() - started
+
+
+async def generate_load(url, clients, count, seconds, n):
+    """POST /mean-generate {"n": n, "seed": i} through `drive`, one aiohttp
+    keep-alive connection per client; records the status."""
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def send(index, client):
+            body = {"n": n, "seed": index}
+            async with session.post(f"{url}/mean-generate", json=body) as response:
+                await response.read()
+                return response.status
+
+        return await drive(clients, count, seconds, send)
 
 
 def load(url, concurrency, requests, seconds, n):
     """(requests/s, p50 ms, p99 ms, answered, failed) at `concurrency`."""
-
-    def send(session, index, thread):
-        return session.post(f"{url}/mean-generate", json={"n": n, "seed": index}).status_code
-
-    results, wall = drive(concurrency, requests, seconds, send)
+    results, wall = asyncio.run(generate_load(url, concurrency, requests, seconds, n))
     latencies = [elapsed for _, status, elapsed in results if status == 200]
     failures = len(results) - len(latencies)
     if not latencies:
@@ -166,20 +181,49 @@ def load(url, concurrency, requests, seconds, n):
     )
 
 
+def in_process_rates(model_name, sizes=(1, 8, 64, 256), calls=21):
+    """{n: (images/s, seconds per call)} of the model's own generate in this
+    process (the median of `calls` calls after one warm-up)."""
+    import kvae
+
+    model = kvae.zoo.load(model_name).to_float32()
+    rates = {}
+    for n in sizes:
+        model.generate(n, mode="mean", seed=0)
+        times = []
+        for seed in range(calls):
+            begin = time.perf_counter()
+            model.generate(n, mode="mean", seed=seed)
+            times.append(time.perf_counter() - begin)
+        median = float(np.median(times))
+        rates[n] = (n / median, median)
+    return rates
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="fmnist_two_stage_computed")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--requests", type=int, default=96, help="per concurrency level")
-    parser.add_argument("--seconds", type=float, default=60, help="per concurrency level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--requests", type=int, default=5000, help="per concurrency level")
+    parser.add_argument("--seconds", type=float, default=20, help="per concurrency level")
     parser.add_argument("--n", type=int, default=1, help="images per request")
     parser.add_argument("--logs", type=Path, default=Path("/tmp"))
     args = parser.parse_args()
-    rows = []
+    rates = in_process_rates(args.model)
+    best = max(rate for rate, _ in rates.values())
+    print(
+        "in process: "
+        + ", ".join(
+            f"n={n} {rate:.0f} images/s ({seconds * 1000:.1f} ms)"
+            for n, (rate, seconds) in rates.items()
+        ),
+        flush=True,
+    )
+    rows, startup = [], {}
     for batching in (True, False):
-        process, url = start_server(
+        process, url, startup[batching] = start_server(
             args.model, batching, args.logs / f"kvae-serve-batching-{batching}.log"
         )
         try:
@@ -205,16 +249,26 @@ def main():
         f"\nmodel {args.model}, POST /mean-generate with n={args.n}, "
         f"{args.requests} requests or {args.seconds:g} s per level\n"
     )
+    print("| in process, n | images/s | ms per call |")
+    print("|---|---|---|")
+    for n, (rate, seconds) in rates.items():
+        print(f"| {n} | {rate:.0f} | {seconds * 1000:.1f} |")
     print(
-        "| batching | clients | requests/s | p50 ms | p99 ms | answered | failed | "
-        "server MiB before | after |"
+        "\n| batching | clients | requests/s | images/s against in-process batched | p50 ms | "
+        "p50 against in-process n=1 | p99 ms | answered | failed | server MiB before | after |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    single = rates[1][1] * 1000
     for batching, concurrency, rate, p50, p99, answered, failed, before, after in rows:
         print(
-            f"| {'on' if batching else 'off'} | {concurrency} | {rate:.1f} | {p50:.0f} | "
-            f"{p99:.0f} | {answered} | {failed} | {before:.0f} | {after:.0f} |"
+            f"| {'on' if batching else 'off'} | {concurrency} | {rate:.1f} | "
+            f"{rate * args.n / best:.2f} | {p50:.0f} | {p50 / single:.1f} | {p99:.0f} | "
+            f"{answered} | {failed} | {before:.0f} | {after:.0f} |"
         )
+    print(
+        "\nstart-up to /readyz: "
+        + ", ".join(f"batching {'on' if b else 'off'} {s:.1f} s" for b, s in startup.items())
+    )
     print(
         "\nratio on / off, requests/s: "
         + ", ".join(

@@ -168,16 +168,105 @@ async def run_async(steps, decode):
         return finished.value
 
 
-def decode_numpy(model, latents):
-    """(mean, log_gamma) of a `VAE`'s p(x|z) at `latents`, float32 NumPy
-    (log_gamma a scalar, or per pixel for gamma='pixel')."""
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+"""The batch sizes a decoder is compiled for: latents are padded to the next
+one (and cut into chunks of the largest), so a process compiles at most
+this many programs per decoder, whatever batch sizes its callers send."""
+
+
+def batch_bucket(n):
+    """The smallest of BATCH_BUCKETS that holds n rows (1 <= n <= 256)."""
+    return next(size for size in BATCH_BUCKETS if size >= n)
+
+
+def compiled_method(model, name):
+    """`getattr(model, name)` (an inference method of one float32 batch,
+    `decode_distribution` or `encode`) as one compiled function: XLA
+    through `tf.function(jit_compile=True)` on TensorFlow, `jax.jit` of the
+    stateless call on JAX, the eager method on other backends. Built on
+    first use and kept on the model (outside Keras's attribute tracking, so
+    saving is unchanged); each call reads the model's current weights."""
+    cache = model.__dict__.get("_kvae_compiled")
+    if cache is None:
+        cache = {}
+        object.__setattr__(model, "_kvae_compiled", cache)
+    if name in cache:
+        return cache[name]
+    import keras
+
+    method = getattr(model, name)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        function = tf.function(lambda batch: method(batch), jit_compile=True)
+        by_shape = {}  # a concrete function per shape skips tf.function's dispatch
+
+        def compiled(batch):
+            if batch.shape not in by_shape:
+                spec = tf.TensorSpec(batch.shape, tf.float32)
+                by_shape[batch.shape] = function.get_concrete_function(spec)
+            return by_shape[batch.shape](tf.constant(batch))
+
+    elif backend == "jax":
+        import jax
+
+        def stateless(values, batch):
+            with keras.StatelessScope(state_mapping=list(zip(model.variables, values))):
+                return method(batch)
+
+        jitted = jax.jit(stateless)
+
+        def compiled(batch):
+            return jitted([variable.value for variable in model.variables], batch)
+
+    else:
+        compiled = method
+    cache[name] = compiled
+    return compiled
+
+
+def compiled_decoder(model):
+    """`model.decode_distribution` compiled (`compiled_method`)."""
+    return compiled_method(model, "decode_distribution")
+
+
+def in_buckets(function, batch):
+    """function(batch) for a float32 NumPy batch of any length, called in
+    chunks of at most BATCH_BUCKETS[-1] rows, each padded with zero rows to
+    its bucket, so a compiled function sees only len(BATCH_BUCKETS) shapes
+    (a row's outputs do not depend on the other rows: kvae's networks act on
+    each example alone in inference). Returns a list of one NumPy array per
+    output; an output without a batch axis (a scalar log gamma) is returned
+    once."""
     from keras import ops
 
-    mean, log_gamma = model.decode_distribution(np.asarray(latents, np.float32))
-    return (
-        np.asarray(ops.convert_to_numpy(mean), np.float32),
-        np.asarray(ops.convert_to_numpy(log_gamma), np.float32),
-    )
+    batch = np.asarray(batch, np.float32)
+    if len(batch) == 0:
+        raise ValueError("in_buckets needs at least one row")
+    parts = []
+    for start in range(0, len(batch), BATCH_BUCKETS[-1]):
+        chunk = batch[start : start + BATCH_BUCKETS[-1]]
+        padded = np.zeros((batch_bucket(len(chunk)), *chunk.shape[1:]), np.float32)
+        padded[: len(chunk)] = chunk
+        outputs = [np.asarray(ops.convert_to_numpy(out), np.float32) for out in function(padded)]
+        parts.append([out if out.ndim == 0 else out[: len(chunk)] for out in outputs])
+    return [column[0] if column[0].ndim == 0 else np.concatenate(column) for column in zip(*parts)]
+
+
+def encode_numpy(model, x):
+    """(mu, log_sigma) of a `VAE`'s q(z|x) for images `x`, float32 NumPy,
+    through the compiled encoder (`in_buckets`)."""
+    mu, log_sigma = in_buckets(compiled_method(model, "encode"), x)
+    return mu, log_sigma
+
+
+def decode_numpy(model, latents):
+    """(mean, log_gamma) of a `VAE`'s p(x|z) at `latents`, float32 NumPy
+    (log_gamma a scalar, or per pixel for gamma='pixel'), through the
+    compiled decoder (`in_buckets`)."""
+    mean, log_gamma = in_buckets(compiled_decoder(model), latents)
+    return mean, log_gamma
 
 
 LATENT_NORMALIZATION_DRAWS = 10000

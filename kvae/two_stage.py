@@ -106,8 +106,7 @@ class TwoStageVAE:
 
     def encode(self, x):
         """(mu, log_sigma) of stage 1's q(z|x), float32 NumPy."""
-        mu, log_sigma = self.stage1.encode(ops.cast(x, "float32"))
-        return ops.convert_to_numpy(mu), ops.convert_to_numpy(log_sigma)
+        return generation.encode_numpy(self.stage1, ops.convert_to_numpy(x))
 
     def sample_posterior(self, mu, log_sigma, seed=None):
         """z = mu + sigma * eps, eps from `seed`'s NumPy generator."""

@@ -192,6 +192,63 @@ def test_generation_from_given_latents_and_temperature(client, models):
     assert cold[0] == cold[1]  # temperature 0: both at z = 0
 
 
+def _images(response):
+    assert response.status_code == 200, response.text
+    return np.stack([decode_png(base64.b64decode(item)) for item in response.json()["images"]])
+
+
+def test_json_answers_carry_the_latents_they_decoded(client, models):
+    """format=json returns u (stage 2's prior draws, the protocol's first
+    NumPy draws of the seed) and z (the stage-1 latents decoded); posting
+    z back to stage 1 gives the same images."""
+    body = client.post(
+        "/mean-generate", json={"n": 3, "seed": 3, "stage": 2, "format": "json"}
+    ).json()
+    u = np.random.default_rng(3).standard_normal((3, 4), dtype=np.float32)
+    np.testing.assert_array_equal(np.asarray(body["u"], np.float32), u)
+    assert np.asarray(body["z"]).shape == (3, 4)
+    again = client.post("/mean-generate", json={"z": body["z"], "stage": 1, "format": "json"})
+    np.testing.assert_array_equal(
+        _images(again), np.stack([decode_png(base64.b64decode(item)) for item in body["images"]])
+    )
+    stage1 = client.post("/sample-generate", json={"n": 2, "seed": 1, "stage": 1, "format": "json"})
+    assert "u" not in stage1.json() and np.asarray(stage1.json()["z"]).shape == (2, 4)
+
+
+def test_interpolate_and_traverse_decode_their_paths(client, models):
+    """/interpolate: its frames are the decoder means at the path's latents
+    (the spherical midpoint of orthogonal ends, written out here), its end
+    frames the separate generations of its ends; /traverse: one row per
+    index, only that latent moving."""
+    start, end = [1.5, 0.0, 0.0, 0.0], [0.0, 1.5, 0.0, 0.0]
+    frames = client.post(
+        "/interpolate",
+        json={"start": start, "end": end, "steps": 3, "path": "spherical", "format": "json"},
+    )
+    z = np.asarray(frames.json()["z"], np.float32)
+    np.testing.assert_allclose(z[1], [1.5 / np.sqrt(2), 1.5 / np.sqrt(2), 0, 0], atol=1e-6)
+    ends = client.post("/mean-generate", json={"z": [start, end], "format": "json"})
+    np.testing.assert_array_equal(_images(frames)[[0, -1]], _images(ends))
+    grid = client.post("/interpolate", json={"start": start, "end": end, "steps": 4})
+    assert decode_png(grid.content).shape == (1 * 10 + 2, 4 * 10 + 2)  # one row of 4
+    traversal = client.post(
+        "/traverse",
+        json={
+            "z": [0.1, 0.2, 0.3, 0.4],
+            "indices": [3, 1],
+            "steps": 5,
+            "span": 2.0,
+            "format": "json",
+        },
+    )
+    rows = np.asarray(traversal.json()["z"])
+    assert rows.shape == (10, 4) and len(traversal.json()["images"]) == 10
+    np.testing.assert_allclose(rows[:5, 3], 0.4 + np.linspace(-2, 2, 5), atol=1e-6)
+    np.testing.assert_allclose(rows[5:, 1], 0.2 + np.linspace(-2, 2, 5), atol=1e-6)
+    everything = client.post("/traverse", json={"z": [0, 0, 0, 0], "steps": 3})
+    assert decode_png(everything.content).shape == (4 * 10 + 2, 3 * 10 + 2)  # 4 latents
+
+
 @functools.cache
 def _good_png():
     return png(np.zeros((8, 8), np.uint8))
@@ -250,6 +307,15 @@ HOSTILE_JSON = [
         "content-type",
     ),
     ("/mean-generate", {"content": b" " * (2 * 2**20 + 1), "headers": JSON}, 413, "body"),
+    ("/interpolate", {"json": {"start": [0.0] * 4, "end": [0.0] * 3}}, 400, "end"),
+    ("/interpolate", {"json": {"start": [0.0] * 4, "end": [0.0] * 4, "steps": 1}}, 400, "steps"),
+    ("/interpolate", {"json": {"start": [0.0] * 4, "end": [0.0] * 4, "path": "x"}}, 400, "path"),
+    ("/interpolate", {"json": {"end": [0.0] * 4}}, 400, "start"),
+    ("/traverse", {"json": {"z": [0.0] * 4, "indices": [4]}}, 400, "indices"),
+    ("/traverse", {"json": {"z": [0.0] * 4, "indices": [1, 1]}}, 400, "indices"),
+    ("/traverse", {"json": {"z": [0.0] * 4, "span": 0}}, 400, "span"),
+    ("/traverse", {"json": {"z": [0.0] * 4, "steps": 65}}, 400, "steps"),
+    ("/traverse", {"json": {"z": [0.0] * 4, "stage": 3}}, 400, "stage"),
 ]
 """Generation requests a stranger may send, with the status and the field
 the answer must name."""
@@ -334,7 +400,7 @@ def test_hostile_generation_requests_get_a_4xx_naming_the_field(
     assert response.status_code == status, response.text
     body = response.json()
     assert body["field"] == field and body["error"].startswith(f"{field}: "), body
-    assert client.post(route, json={"n": 1}).status_code == 200  # still serving
+    assert client.post("/mean-generate", json={"n": 1}).status_code == 200  # still serving
 
 
 @pytest.mark.parametrize("request_kwargs,status", HOSTILE_UPLOADS)
@@ -422,46 +488,70 @@ def test_the_guard_answers_429_beyond_max_concurrency_and_413_on_long_streams():
     assert streamed.status_code == 413 and streamed.json()["field"] == "body"
 
 
-@pytest.mark.parametrize("failure", ["dropped", "silent"])
-def test_the_decoder_call_is_retried_when_its_connection_fails(
-    client, models, monkeypatch, failure
-):
-    """BentoML's client for a dependency reuses pooled connections the
-    server has closed (bentoml/BentoML#4971): aiohttp raises a
-    ClientConnectionError such as ServerDisconnectedError ("dropped"), or the
-    call never answers ("silent", seen once in the soak benchmark). Decoding
-    is idempotent: kvae bounds each attempt and tries again, DECODER_ATTEMPTS
-    times in all, then answers 503."""
+def test_the_batcher_decodes_waiting_requests_together_and_each_gets_its_rows():
+    """serving/batcher.py with a recording decode: a lone request is
+    decoded at once; requests that arrive while it decodes go together in
+    the next call, at most max_rows rows; each gets back its own rows, and
+    a member without a row axis (a scalar log gamma) whole."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
-    import aiohttp
-    import anyio
+    from serving.batcher import Batcher
+
+    calls = []
+
+    def decode(rows):
+        calls.append(len(rows))
+        time.sleep(0.1)
+        return rows * 2.0, np.float32(-1.0)
+
+    async def scenario(executor):
+        batcher = Batcher(decode, executor, max_rows=8, max_wait_s=10.0)
+        first = asyncio.create_task(batcher(np.full((1, 2), 100.0)))
+        await asyncio.sleep(0.02)  # the first decode is running
+        rest = [asyncio.create_task(batcher(np.full((k, 2), float(k)))) for k in (1, 2, 3, 4)]
+        return await first, await asyncio.gather(*rest), batcher
+
+    with ThreadPoolExecutor(1) as executor:
+        first, rest, batcher = asyncio.run(scenario(executor))
+    assert calls == [1, 6, 4]  # 1 alone; then 1 + 2 + 3 (4 more would pass 8); then 4
+    assert batcher.batches == 3 and batcher.rows == 11
+    np.testing.assert_array_equal(first[0], np.full((1, 2), 200.0))
+    for k, (rows, log_gamma) in zip((1, 2, 3, 4), rest):
+        np.testing.assert_array_equal(rows, np.full((k, 2), 2.0 * k))
+        assert log_gamma == -1.0
+
+
+def test_the_batcher_answers_503_when_a_request_waited_too_long_and_shares_failures():
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     import bentoml
 
-    service = sys.modules["serving.service"]
-    monkeypatch.setattr(service, "DECODE_ATTEMPT_SECONDS", 0.2)
-    (stage1, _), _ = models
-    latents = np.zeros((2, 4), np.float32)
-    expected = service.decode_statistics(stage1, latents)
-    for failures in range(service.DECODER_ATTEMPTS + 1):
-        calls = []
+    from serving.batcher import Batcher
 
-        async def decode_stage1(batch, failures=failures, calls=calls):
-            calls.append(len(batch))
-            if len(calls) <= failures:
-                if failure == "dropped":
-                    raise aiohttp.ServerDisconnectedError()
-                await asyncio.sleep(3600)
-            return expected
+    def slow(rows):
+        time.sleep(0.3)
+        if (rows < 0).any():
+            raise RuntimeError("a decode failed")
+        return rows
 
-        if failures < service.DECODER_ATTEMPTS:
-            got = anyio.run(service.call_decoder, decode_stage1, latents)
-            np.testing.assert_array_equal(got, expected)
-            assert len(calls) == failures + 1
-        else:
-            with pytest.raises(bentoml.exceptions.ServiceUnavailable):
-                anyio.run(service.call_decoder, decode_stage1, latents)
-            assert len(calls) == service.DECODER_ATTEMPTS
+    async def scenario(executor):
+        batcher = Batcher(slow, executor, max_rows=256, max_wait_s=0.1)
+        first = asyncio.create_task(batcher(np.zeros((1, 1))))
+        await asyncio.sleep(0.02)
+        late = asyncio.create_task(batcher(np.zeros((1, 1))))  # waits 0.28 s > 0.1 s
+        results = await asyncio.gather(first, late, return_exceptions=True)
+        failing = [asyncio.create_task(batcher(np.full((1, 1), v))) for v in (-1.0, 1.0)]
+        return results, await asyncio.gather(*failing, return_exceptions=True)
+
+    with ThreadPoolExecutor(1) as executor:
+        (first, late), failing = asyncio.run(scenario(executor))
+    np.testing.assert_array_equal(first, np.zeros((1, 1)))
+    assert isinstance(late, bentoml.exceptions.ServiceUnavailable)
+    assert "retry later" in str(late)
+    # one decode of both rows failed: both requests get its error
+    assert all(isinstance(result, RuntimeError) for result in failing)
 
 
 def test_models_health_and_openapi(client, models):
@@ -520,8 +610,9 @@ def test_a_token_guards_every_route_but_the_probes(client, monkeypatch):
 
 def _serve(home, *args, env=None):
     """Start `bentoml serve` from the repository root (bentofile.yaml: the
-    default zoo model) on a free loopback port, with `env` added to the
-    environment; returns (process, url, log)."""
+    default zoo model) as the README does, without --host, on a free port
+    given through $BENTOML_PORT, with `env` added to the environment;
+    returns (process, url, log)."""
     extra = env or {}
     (port,) = free_ports(1)
     log_path = home / "serve.log"
@@ -536,22 +627,13 @@ def _serve(home, *args, env=None):
             "BENTOML_DO_NOT_TRACK": "true",
             "TF_CPP_MIN_LOG_LEVEL": "3",
             "CUDA_VISIBLE_DEVICES": "",
+            "BENTOML_PORT": str(port),
             **extra,
         }
     )
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                *args,
-            ],
+            [sys.executable, "-m", "bentoml", "serve", *args],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -607,11 +689,13 @@ def serving_default():
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory, hub_cache):
-    """Three real servers of the default zoo model, started side by side:
+    """Real servers, started side by side: three of the default zoo model,
     {"batched": url, "unbatched": url (--arg batching=false), "hub": url
-    (--arg model=hf://...@COMMIT, offline from a cache)}."""
+    (--arg model=hf://...@COMMIT, offline from a cache)}, and "emoji": the
+    colour zoo model (--arg model=emoji_two_stage_computed)."""
     handle, cache = hub_cache
     runs = {
+        "emoji": (("--arg", f"model={EMOJI_MODEL}"), None),
         "batched": ((), None),
         "unbatched": (("--arg", "batching=false"), None),
         "hub": (
@@ -627,7 +711,11 @@ def servers(tmp_path_factory, hub_cache):
         for process, url, log_path in started.values():
             _wait_ready(process, url, log_path, deadline)
         urls = {name: url for name, (_, url, _) in started.items()}
-        yield {**urls, "logs": {name: log for name, (_, _, log) in started.items()}}
+        yield {
+            **urls,
+            "logs": {name: log for name, (_, _, log) in started.items()},
+            "pids": {name: process.pid for name, (process, _, _) in started.items()},
+        }
     finally:
         for process, _, _ in started.values():
             _stop(process)
@@ -636,6 +724,95 @@ def servers(tmp_path_factory, hub_cache):
 @pytest.fixture(scope="module")
 def server(servers):
     return servers["batched"]
+
+
+EMOJI_MODEL = "emoji_two_stage_computed"
+
+
+def _held_out_emoji_png():
+    """(PNG bytes as the package ships them, with transparency; the same
+    picture prepared as the model's data) of the first held-out emoji of
+    the first style whose package is here, or a skip naming what is
+    missing."""
+    from kvae.data import DataError, emoji
+    from kvae.data.emoji import sources
+
+    missing = []
+    for style in emoji.STYLES:
+        try:
+            path = emoji.locate(style, None)
+            found = sources.read_style(style, path)
+        except DataError as error:
+            missing.append(str(error))
+            continue
+        for code_points, encoded in found:
+            if emoji.is_test_key(emoji.emoji_key(code_points)):
+                png = io.BytesIO()
+                Image.open(io.BytesIO(encoded)).convert("RGBA").save(png, "PNG")
+                return png.getvalue(), emoji.prepare(encoded)[1]
+    pytest.skip("no emoji package to take an upload from: " + " | ".join(missing))
+
+
+def test_the_colour_model_is_served_in_rgb(servers):
+    """Issue 31: the emoji model behind a real server. /mean-generate gives
+    RGB pixels equal to the library's for the seed (PNG grid and JSON);
+    /reconstruct of a held-out emoji's prepared 32x32 PNG equals the
+    library's reconstruction; a raw package PNG (transparent, 136x128 or
+    64x64 or 256x256) is composited on the data's white background, so the
+    reconstruction's corners come back white, not black."""
+    url = servers["emoji"]
+    model = kvae.zoo.load(EMOJI_MODEL)
+    expected = image_utils.to_uint8(model.generate(3, mode="mean", seed=5, stage=2))
+    response = httpx.post(
+        f"{url}/mean-generate", json={"n": 3, "seed": 5, "format": "json"}, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    got = [Image.open(io.BytesIO(base64.b64decode(item))) for item in response.json()["images"]]
+    assert [picture.mode for picture in got] == ["RGB"] * 3
+    np.testing.assert_array_equal(np.stack([np.asarray(p) for p in got]), expected)
+    grid = Image.open(io.BytesIO(httpx.post(f"{url}/mean-generate", json={"n": 4}).content))
+    assert grid.mode == "RGB" and np.ptp(np.asarray(grid, "float32").mean(axis=(0, 1))) > 0
+
+    raw_png, prepared = _held_out_emoji_png()
+    prepared_png = io.BytesIO()
+    Image.fromarray(prepared).save(prepared_png, "PNG")
+    answer = httpx.post(
+        f"{url}/reconstruct", files={"image": ("e.png", prepared_png.getvalue())}, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    reconstruction = np.asarray(Image.open(io.BytesIO(answer.content)))
+    assert reconstruction.shape == (32, 32, 3)
+    library = image_utils.to_uint8(model.reconstruct(prepared[None].astype("float32") / 255))[0]
+    assert np.abs(reconstruction.astype(int) - library.astype(int)).max() <= 1
+
+    answer = httpx.post(f"{url}/reconstruct", files={"image": ("raw.png", raw_png)}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    corners = np.asarray(Image.open(io.BytesIO(answer.content)), "float32")[
+        [0, 0, -1, -1], [0, -1, 0, -1]
+    ]
+    assert corners.min() > 200, corners
+
+
+def test_transparent_uploads_take_the_background_of_the_models_data(tmp_path):
+    """read_upload composites alpha on the given background: out = alpha *
+    colour + (1 - alpha) * background, in NumPy, for grey and RGB models;
+    kvae.data.background is white for emoji and black for Fashion-MNIST."""
+    from kvae import data
+    from serving import inputs
+
+    rgba = np.random.default_rng(0).integers(0, 256, (8, 8, 4)).astype(np.uint8)
+    path = tmp_path / "a.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    alpha = rgba[..., 3:] / 255.0
+    for background in (data.background("emoji"), data.background("fashion_mnist")):
+        expected = alpha * rgba[..., :3] + (1 - alpha) * np.array(background)
+        got = inputs.read_upload(path, (8, 8, 3), background) * 255
+        np.testing.assert_allclose(got, expected, atol=1.01)
+        grey = inputs.read_upload(path, (8, 8, 1), background)[..., 0] * 255
+        luma = expected @ np.array([0.299, 0.587, 0.114])
+        np.testing.assert_allclose(grey, luma, atol=1.6)
+    assert data.background("emoji:noto") == (255, 255, 255)
+    assert data.background("fashion_mnist") == data.background(None) == (0, 0, 0)
 
 
 def test_the_service_and_the_library_give_the_same_images_for_a_seed(servers):
@@ -648,9 +825,8 @@ def test_the_service_and_the_library_give_the_same_images_for_a_seed(servers):
     for stage in (1, 2):
         for mode in ("mean", "sample"):
             expected = image_utils.to_uint8(model.generate(4, mode=mode, seed=3, stage=stage))
-            for name, url in servers.items():
-                if name == "logs":
-                    continue
+            for name in ("batched", "unbatched", "hub"):
+                url = servers[name]
                 response = httpx.post(
                     f"{url}/{mode}-generate",
                     json={"n": 4, "seed": 3, "stage": stage, "format": "json"},
@@ -663,6 +839,29 @@ def test_the_service_and_the_library_give_the_same_images_for_a_seed(servers):
                 np.testing.assert_array_equal(
                     got, expected[..., 0], err_msg=f"{name} stage {stage} {mode}"
                 )
+
+
+def test_a_server_started_as_the_readme_says_listens_on_loopback_only(servers):
+    """Issue 34: `bentoml serve` with no --host (the README's command) binds
+    127.0.0.1 (serving.service.HOST), read from the listening sockets of
+    the server's processes; the README's set-up line passes no --host."""
+    import psutil
+
+    import serving.service
+
+    port = int(servers["batched"].rsplit(":", 1)[1])
+    root = psutil.Process(servers["pids"]["batched"])
+    listening = {
+        connection.laddr
+        for process in [root, *root.children(recursive=True)]
+        for connection in process.net_connections(kind="inet")
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+    }
+    assert listening and {address.ip for address in listening} == {"127.0.0.1"}, listening
+    assert serving.service.HOST == "127.0.0.1"
+    first_block = (ROOT / "README.md").read_text().split("```")[1]
+    serve_line = next(line for line in first_block.splitlines() if "bentoml serve" in line)
+    assert "--host" not in serve_line and "BENTOML_HOST" not in serve_line
 
 
 def test_the_hub_server_says_where_its_model_came_from(servers, hub_cache):
@@ -797,10 +996,12 @@ def test_the_real_server_answers_hostile_requests_with_4xx_and_one_log_line(serv
         "bentoml_service_request_total",
         "bentoml_service_request_duration_seconds",
         "bentoml_service_request_in_progress",
-        "bentoml_service_adaptive_batch_size",
+        "kvae_batch_rows",
+        "kvae_stage_seconds",
     ):
         assert name in metrics, name
     assert 'http_response_code="400"' in metrics
+    assert 'kvae_stage_seconds_count{stage="decode"}' in metrics
     document = httpx.get(f"{url}/docs.json", timeout=30).json()
     generate = document["paths"]["/mean-generate"]["post"]["responses"]
     assert set(generate["200"]["content"]) == {"image/png", "application/json"}

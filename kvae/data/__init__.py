@@ -68,6 +68,7 @@ __all__ = [
     "LatentDataset",
     "as_float",
     "attributions",
+    "background",
     "celeba_crop_resize",
     "center_crop_resize",
     "check_name",
@@ -138,6 +139,16 @@ def attributions(name):
             "The pictures were " + emoji.CHANGES + "."
         ]
     return [ATTRIBUTIONS[name]] if name in ATTRIBUTIONS else []
+
+
+def background(name):
+    """The RGB colour behind the pictures of dataset `name`, which transparent
+    pixels of an image given to a model trained on it should take: white for
+    emoji (composited on white, `emoji.BACKGROUND`), black for every other
+    (Fashion-MNIST and MNIST draw light on black) and for None."""
+    if name and family(name) == "emoji":
+        return tuple(emoji.BACKGROUND)
+    return (0, 0, 0)
 
 
 def data_shape(name, image_size=64, dim=8):
