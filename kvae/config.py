@@ -82,6 +82,11 @@ def schedule_field(stage):
     )
 
 
+FULL_EVALUATION = 10000
+"""Examples of the split, and generated examples per set, in a full
+evaluation: the originals' protocol."""
+
+
 @dataclasses.dataclass
 class RunConfig:
     """Every option of a run, in config.json's order (a `Schedule` stands

@@ -27,23 +27,20 @@ cached in the Keras cache (--fid-cache off to recompute).
 with kvae. Exit codes: 0 done, 2 bad input.
 """
 
-if __name__ == "__main__":  # the command: start TensorFlow quietly before the imports load it
-    from kvae import quiet
-
-    quiet.start_backend()
-
 import argparse
 import json
 import shlex
 import sys
 from pathlib import Path
 
-from kvae import cli, evaluation, files, loader, presets, recipes, runs
+from kvae import cli, files, presets, quiet, recipes, runs
 from kvae.cli import UsageError
-from kvae.config import RunConfig
+from kvae.config import FULL_EVALUATION, RunConfig
 from kvae.errors import KvaeError
-from kvae.evaluation import FULL_EVALUATION, load_examples
-from kvae.two_stage import TwoStageVAE
+
+# kvae.evaluation, kvae.loader and kvae.two_stage load Keras (and so
+# TensorFlow): they are imported where a model is loaded, so that --help
+# and a mistaken argument answer at once (issue 34).
 
 
 def build_parser():
@@ -140,6 +137,8 @@ def resolve_source(args):
     best checkpoints), a stage-1 `.keras` file (with --stage2), or anything
     `kvae.load` reads as a preset: a preset folder, a zoo name or an
     hf:// handle (the training configuration is then the card's)."""
+    from kvae.two_stage import TwoStageVAE
+
     source = args.source
     latent_noise = {"on": True, "off": False}.get(args.latent_noise)
     if runs.is_run(source) or Path(source).is_file():
@@ -215,6 +214,8 @@ def _beside(source):
 
 def load_model(spec):
     """`kvae.load(spec)` for inference; any failure is a UsageError."""
+    from kvae import loader
+
     try:
         return loader.load(spec, compile=False)
     except Exception as error:  # noqa: BLE001 - any unreadable file ends the same way
@@ -224,10 +225,12 @@ def load_model(spec):
 def evaluate_command(args, progress=None):
     """What `python -m kvae.evaluate` computes: the models and examples that
     `args` name, evaluated into the metrics.json object."""
+    from kvae import evaluation
+
     config, model, records = resolve_source(args)
     progress = progress or evaluation.Progress()
     progress(f"loading {args.num_images} {args.split} examples of {config.dataset}")
-    real = load_examples(config, args.split, args.num_images, model.data_shape)
+    real = evaluation.load_examples(config, args.split, args.num_images, model.data_shape)
     result = {"command": "python -m kvae.evaluate " + " ".join(shlex.quote(a) for a in args.argv)}
     result.update(
         evaluation.evaluate(
@@ -262,6 +265,7 @@ def main(argv=None):
         args = parser.parse_args(argv)
         args.argv = argv
         args.out.mkdir(parents=True, exist_ok=True)
+        quiet.start_backend()  # TensorFlow's start-up lines held back (KVAE_VERBOSE=1 shows them)
         result = evaluate_command(args)
     except (UsageError, KvaeError) as error:
         return cli.report("kvae.evaluate", error, flags)

@@ -26,11 +26,6 @@ only here. Pass `endpoint=` to talk to another Hub than huggingface.co
 (the client reads $HF_ENDPOINT once, when it is first imported).
 """
 
-if __name__ == "__main__":  # the command: start TensorFlow quietly before the imports load it
-    from kvae import quiet
-
-    quiet.start_backend()
-
 import argparse
 import logging
 import re
@@ -39,7 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kvae import cli, presets, runs, saving
+from kvae import cli, presets, quiet, runs
 from kvae.errors import KvaeError
 
 HANDLE = re.compile(
@@ -160,6 +155,7 @@ def stage_preset(path, target):
     """Write into the empty folder `target` the preset to push for `path` (a
     preset folder, a `.keras` file, or a finished run folder), verified;
     returns its config."""
+    from kvae import saving  # Keras: not for --help or a download
     from kvae.two_stage import TwoStageVAE
 
     path, target = Path(path), Path(target)
@@ -313,6 +309,8 @@ def main(argv=None):
     fetching.add_argument("--endpoint", help="another Hub than huggingface.co")
     fetching.add_argument("--cache-dir", type=Path, help="default: the Hugging Face cache")
     args = parser.parse_args(argv)
+    if args.command == "push":
+        quiet.start_backend()  # push loads the model: TensorFlow's start-up lines held back
     try:
         if args.command == "push":
             print(

@@ -19,7 +19,7 @@ import json
 import re
 from pathlib import Path
 
-from kvae import files, saving
+from kvae import files
 from kvae.errors import KvaeError
 
 FORMAT = "kvae.TwoStageVAE"
@@ -180,6 +180,8 @@ def load(folder, compile=False, safe_mode=True):
     loaded with Keras. Returns (the checked config, the keyword arguments of
     `kvae.TwoStageVAE`: stage1, stage2, latent_noise, latent_scale, name,
     card)."""
+    from kvae import saving  # Keras: only once a preset is really loaded
+
     config = read(folder)
     verify(folder, config)
     stages = {key: None for key in FILE_KEYS}

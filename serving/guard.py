@@ -3,7 +3,9 @@
 `Guard` is one ASGI middleware around the BentoML app. For the API routes it
 checks, before BentoML parses anything:
 
-- the token, when one is configured (401; /livez and /readyz stay open);
+- the token, when one is configured (401; /livez, /readyz and GET of the
+  playground's static files stay open: a browser cannot send a bearer
+  header when it loads a page);
 - the number of API requests in progress in this worker (429 beyond
   `max_concurrency`);
 - the body size (413), from Content-Length and while reading;
@@ -32,6 +34,9 @@ logger = logging.getLogger("kvae.serving")
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
 """Answered without a token (orchestrators' probes)."""
+OPEN_STATIC_PREFIX = "/playground"
+"""GET and HEAD below it are answered without a token: static files only
+(the page's API calls carry the token)."""
 
 
 class Rejection(Exception):
@@ -216,6 +221,10 @@ class Guard:
 
     def _authorize(self, scope):
         if self.token is None or scope["path"] in OPEN_PATHS:
+            return
+        path = scope["path"]
+        static = path == OPEN_STATIC_PREFIX or path.startswith(OPEN_STATIC_PREFIX + "/")
+        if static and scope["method"] in ("GET", "HEAD"):
             return
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"authorization", b"").decode("latin-1")

@@ -47,11 +47,13 @@ token=...` or $KVAE_API_TOKEN) every route but /livez and /readyz needs
 
 import logging
 import os
+from pathlib import Path
 
 import bentoml
 import pydantic
 from bentoml.exceptions import InvalidArgument
 from PIL import Image
+from starlette.staticfiles import StaticFiles
 
 from kvae import catalog, latent_paths, quiet
 from serving import inputs, openapi
@@ -290,3 +292,6 @@ KVAE.add_asgi_middleware(
     openapi=served_openapi,
 )
 KVAE.add_asgi_middleware(ModelsRoute, card=lambda: model_card(ARGS.model, ARGS.stage2))
+PLAYGROUND = Path(__file__).parent / "playground"
+"""The browser playground: static files that call the API above (issue 32)."""
+KVAE.mount_asgi_app(StaticFiles(directory=PLAYGROUND, html=True), path="/playground")

@@ -23,3 +23,5 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="kvae-tests-hf-home-")
 os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.pop("HF_TOKEN", None)
+
+from real_servers import hub_cache, server, servers  # noqa: E402, F401  (session fixtures)

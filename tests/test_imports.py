@@ -101,5 +101,5 @@ def test_one_function_turns_a_spec_into_a_model():
             callers.setdefault(name, set()).add(module_name(path))
     assert callers["keras.saving.load_model"] == {"kvae.saving", "kvae.features"}
     assert callers["presets.load"] == {"kvae.loader"}
-    assert "kvae.load" in callers and callers["kvae.load"] >= {"serving.service"}
+    assert "kvae.load" in callers and callers["kvae.load"] >= {"serving.model"}
     assert callers["loader.load"] >= {"kvae.zoo", "kvae.evaluate"}

@@ -27,6 +27,7 @@ import keras
 
 import kvae
 from kvae import devices, features
+from kvae.config import FULL_EVALUATION
 from kvae.errors import EvaluationError
 from kvae.evaluation import frechet, latents, likelihood, pictures, reconstruction
 from kvae.evaluation.context import Context, Options, Progress, generated_sets
@@ -35,8 +36,6 @@ from kvae.two_stage import TwoStageVAE
 
 EVALUATORS = (reconstruction, likelihood, latents, frechet)
 """The evaluators of a full evaluation, in the order they run."""
-FULL_EVALUATION = 10000
-"""Examples of the split, and generated examples per set: the originals' protocol."""
 
 __all__ = [
     "EVALUATORS",
