@@ -96,6 +96,34 @@ def global_sum(value):
     return context.all_reduce("SUM", value)
 
 
+def example_weights(x, weights=None):
+    """(weights, count) of a replica's batch `x`: the given (B,) example
+    weights as float32 (1 for an example, 0 for padding) and their sum over
+    the replicas, or ones and the global batch size when none are given."""
+    from keras import ops
+
+    if weights is None:  # every example counts: the global count is known
+        local = ops.shape(x)[0]
+        return ops.ones((local,), "float32"), ops.cast(local * replicas_in_sync(), "float32")
+    weights = ops.cast(weights, "float32")
+    return weights, global_sum(ops.sum(weights))
+
+
+def global_terms(terms):
+    """The global batch's loss terms from a replica's shares
+    (`losses.batch_terms`): summed over the replicas (the shares themselves
+    on one device), and the active count of the global latent variances."""
+    from kvae import losses
+
+    additive = ("loss", "recon", "kl", "mse", "gamma", "latent_variance")
+    totals = global_sum({key: terms[key] for key in additive})
+    return {
+        **totals,
+        "active": losses.count_active(totals["latent_variance"]),
+        "count": terms["count"],
+    }
+
+
 def replica_rows(global_value, local_count):
     """This replica's rows of a tensor drawn for the global batch (replicas
     hold equal consecutive slices, as tf.distribute splits a batch)."""

@@ -269,6 +269,92 @@ def decode_numpy(model, latents):
     return mean, log_gamma
 
 
+def _numpy(tensor):
+    from keras import ops
+
+    return ops.convert_to_numpy(tensor)
+
+
+class SeededGeneration:
+    """The seeded inference of a `kvae.VAE`, NumPy out: `reconstruct`,
+    `sample_prior`, `generate_from`, `generate`, through this module's
+    protocol and compiled decoder. A mixin of `VAE`, which provides
+    `encode` and `latent_dim`; kept here, beside the protocol it runs."""
+
+    def reconstruct(self, x, sample=False, seed=None):
+        """Decoder means of x's reconstruction, float32 NumPy: from mu, or
+        from z = mu + sigma * eps when `sample` (the originals sample), eps
+        from `seed`'s NumPy generator (`kvae.seeds`)."""
+        mu, log_sigma = encode_numpy(self, x)
+        z = posterior_draw(mu, log_sigma, seeds.generator(seed)) if sample else mu
+        return decode_numpy(self, z)[0]
+
+    def sample_prior(self, n, seed=None, temperature=1.0):
+        """n latents z ~ N(0, temperature^2 I), float32 NumPy (n, latent_dim):
+        step 1 of the generation protocol.
+
+        Args:
+            n: int >= 1.
+            seed: int, a NumPy Generator, or None.
+            temperature: float >= 0, the standard deviation of the prior
+                draws (1 is the prior itself; lower values trade variety for
+                typicality).
+        """
+        temperature, _ = check_options(temperature=temperature)
+        return prior_latents(seeds.generator(seed), check_count(n), self.latent_dim, temperature)
+
+    def generate_from(self, z, mode="mean", seed=None, alpha=0.0):
+        """Decode latents z into examples (`kvae.protocol`).
+
+        Args:
+            z: latents, shape (n, latent_dim).
+            mode: "mean" returns x_mean(z) + alpha * gamma(z): with alpha = 0
+                the decoder mean ("deterministic sampling", seed 002
+                Algorithm 7), with alpha != 0 the mean shifted by alpha
+                standard deviations of p(x|z) in every pixel (seed 002
+                §5.3.4). "sample" draws x ~ N(x_mean(z), gamma^2), gamma per
+                pixel for gamma="pixel" ("ancestral sampling", seed 002
+                Algorithm 6). Nothing is clipped here; `kvae.images` clips
+                to [0, 1] when it converts to pictures.
+            seed: int, a NumPy Generator, or None; used by mode="sample".
+            alpha: float, the shift of mode="mean" in units of gamma.
+
+        Returns:
+            float32 NumPy array of shape (n, *data_shape).
+        """
+        steps = protocol(
+            seeds.generator(seed),
+            self.latent_dim,
+            latents=_numpy(z),
+            mode=mode,
+            alpha=alpha,
+        )
+        return run(steps, lambda stage, latents: decode_numpy(self, latents))
+
+    def generate(self, n, mode="mean", seed=None, temperature=1.0, alpha=0.0):
+        """n new examples: z ~ N(0, temperature^2 I), then `generate_from`,
+        all draws from one NumPy generator (`kvae.generation`).
+
+        Args:
+            n: int >= 1.
+            mode: "mean" (decoder means, shifted by `alpha` gammas) or
+                "sample" (x ~ N(x_mean, gamma^2), not clipped).
+            seed: int or None; the same seed gives the same output on every
+                path (`kvae.TwoStageVAE`, the HTTP service).
+            temperature: float >= 0, the standard deviation of z.
+            alpha: float, see `generate_from`.
+        """
+        steps = protocol(
+            seeds.generator(seed),
+            self.latent_dim,
+            n=n,
+            mode=mode,
+            temperature=temperature,
+            alpha=alpha,
+        )
+        return run(steps, lambda stage, latents: decode_numpy(self, latents))
+
+
 LATENT_NORMALIZATION_DRAWS = 10000
 """How many stage-2 latents estimate the scale of the latent normalisation."""
 

@@ -281,3 +281,45 @@ def gaussian_sample(mean, log_std, eps):
         draw = mean + np.exp(np.asarray(log_std, np.float32)) * eps
         return draw.astype(np.float32, copy=False)
     return mean + ops.exp(log_std) * ops.cast(eps, mean.dtype)
+
+
+def batch_terms(x, x_mean, log_gamma, mu, log_sigma, weights, count, kl_weight=1.0):
+    """Every loss term of one forward pass, as this replica's share of the
+    global batch means (`weighted_share`; the means themselves on one
+    device):
+
+        recon = mean_b gaussian_nll_per_example,  kl = mean_b kl_standard_normal_per_example,
+        loss = recon + kl_weight * kl          (Asperti & Trentin 2020, Eq. (4)),
+
+    with mse, the mean gamma, the per-latent mean posterior variance
+    (latent_variance, (K,)) and the active count of this share.
+
+    Args:
+        x, x_mean: data and decoder means, (B, ...).
+        log_gamma: scalar or per-pixel log gamma of p(x|z).
+        mu, log_sigma: q(z|x), (B, K).
+        weights: (B,) example weights (1 for an example, 0 for padding).
+        count: the global sum of the weights.
+        kl_weight: the weight of the KL term.
+
+    Returns:
+        dict of float32 tensors: loss, recon, kl, mse, gamma, active,
+        latent_variance, count.
+    """
+
+    def share(per_example):
+        return weighted_share(per_example, weights, count)
+
+    recon = share(gaussian_nll_per_example(x, x_mean, log_gamma))
+    kl = share(kl_standard_normal_per_example(mu, log_sigma))
+    latent_variance = weighted_share(ops.exp(2.0 * log_sigma), weights, count)
+    return {
+        "loss": recon + kl_weight * kl,
+        "recon": recon,
+        "kl": kl,
+        "mse": share(mse_per_example(x, x_mean)),
+        "gamma": share(mean_per_example(ops.exp(log_gamma), x)),
+        "active": count_active(latent_variance),
+        "latent_variance": latent_variance,
+        "count": count,
+    }

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kvae import backends, devices, distribute, generation, losses, networks, observation, seeds
+from kvae import backends, devices, distribute, generation, losses, networks, observation
 from kvae.options import PRECISIONS, check_positive_int, check_removed_options, resolve_gamma
 
 
@@ -44,7 +44,7 @@ SEED_STATE_KEY = "seed_generator_state"
 
 
 @keras.saving.register_keras_serializable(package="kvae")
-class VAE(keras.Model):
+class VAE(generation.SeededGeneration, keras.Model):
     """A Gaussian VAE whose observation noise gamma is computed, learned,
     fixed or predicted per pixel.
 
@@ -100,6 +100,14 @@ class VAE(keras.Model):
         Asperti & Trentin 2020, https://arxiv.org/abs/2002.07514;
         Dai & Wipf 2019, https://arxiv.org/abs/1903.05789;
         Berger & Sebag 2020, https://arxiv.org/abs/2003.01972.
+
+    Layout (the class is longer than kvae's 250-line guide, a fifth of it
+    this docstring): what Keras needs on the model itself stays here (the
+    constructor, config and variable serialization, compile, the forward
+    pass and the step dispatch); the loss terms are `losses.batch_terms`,
+    their data-parallel reduction `distribute.global_terms`, the backends'
+    steps `kvae.backends`, and the seeded NumPy inference the
+    `generation.SeededGeneration` mixin.
     """
 
     def __init__(
@@ -291,48 +299,17 @@ class VAE(keras.Model):
             the batch means, `losses.weighted_share`), active (the count on
             this replica's share), latent_variance (K,), the share of the
             mean posterior variance per latent, and count, the global
-            weight total. `global_terms` completes them.
+            weight total (`losses.batch_terms`); `distribute.global_terms`
+            completes them.
         """
         x = ops.cast(x, "float32")
         mu, log_sigma = self.encode(x, training=training)
         z = self.sample_posterior(mu, log_sigma, noise=noise)
-        if weights is None:  # every example counts: the global count is known
-            local = ops.shape(x)[0]
-            weights = ops.ones((local,), "float32")
-            count = ops.cast(local * distribute.replicas_in_sync(), "float32")
-        else:
-            weights = ops.cast(weights, "float32")
-            count = distribute.global_sum(ops.sum(weights))
+        weights, count = distribute.example_weights(x, weights)
         x_mean, log_gamma = self.decode_distribution(z, training, weights, count)
-
-        def share(per_example):
-            return losses.weighted_share(per_example, weights, count)
-
-        recon = share(losses.gaussian_nll_per_example(x, x_mean, log_gamma))
-        kl = share(losses.kl_standard_normal_per_example(mu, log_sigma))
-        latent_variance = losses.weighted_share(ops.exp(2.0 * log_sigma), weights, count)
-        return {
-            "loss": recon + self.kl_weight * kl,
-            "recon": recon,
-            "kl": kl,
-            "mse": share(losses.mse_per_example(x, x_mean)),
-            "gamma": share(losses.mean_per_example(ops.exp(log_gamma), x)),
-            "active": losses.count_active(latent_variance),
-            "latent_variance": latent_variance,
-            "count": count,
-        }
-
-    def global_terms(self, terms):
-        """The global batch's terms from a replica's shares: summed over the
-        replicas (`distribute.global_sum`; the shares themselves on one
-        device), and the active count of the global latent variances."""
-        additive = ("loss", "recon", "kl", "mse", "gamma", "latent_variance")
-        totals = distribute.global_sum({key: terms[key] for key in additive})
-        return {
-            **totals,
-            "active": losses.count_active(totals["latent_variance"]),
-            "count": terms["count"],
-        }
+        return losses.batch_terms(
+            x, x_mean, log_gamma, mu, log_sigma, weights, count, self.kl_weight
+        )
 
     def update_trackers(self, terms):
         """Add a step's global terms to the metric trackers, weighted by the
@@ -370,83 +347,6 @@ class VAE(keras.Model):
         if self.observation.pixel:
             return None
         return float(ops.convert_to_numpy(ops.exp(self.observation.log_gamma())))
-
-    # -- inference: the seeded protocol of kvae.generation, NumPy out -----------
-
-    def reconstruct(self, x, sample=False, seed=None):
-        """Decoder means of x's reconstruction, float32 NumPy: from mu, or
-        from z = mu + sigma * eps when `sample` (the originals sample), eps
-        from `seed`'s NumPy generator (`kvae.seeds`)."""
-        mu, log_sigma = (ops.convert_to_numpy(t) for t in self.encode(ops.cast(x, "float32")))
-        z = generation.posterior_draw(mu, log_sigma, seeds.generator(seed)) if sample else mu
-        return generation.decode_numpy(self, z)[0]
-
-    def sample_prior(self, n, seed=None, temperature=1.0):
-        """n latents z ~ N(0, temperature^2 I), float32 NumPy (n, latent_dim):
-        step 1 of the generation protocol.
-
-        Args:
-            n: int >= 1.
-            seed: int, a NumPy Generator, or None.
-            temperature: float >= 0, the standard deviation of the prior
-                draws (1 is the prior itself; lower values trade variety for
-                typicality).
-        """
-        temperature, _ = generation.check_options(temperature=temperature)
-        return generation.prior_latents(
-            seeds.generator(seed), generation.check_count(n), self.latent_dim, temperature
-        )
-
-    def generate_from(self, z, mode="mean", seed=None, alpha=0.0):
-        """Decode latents z into examples (`kvae.generation.protocol`).
-
-        Args:
-            z: latents, shape (n, latent_dim).
-            mode: "mean" returns x_mean(z) + alpha * gamma(z): with alpha = 0
-                the decoder mean ("deterministic sampling", seed 002
-                Algorithm 7), with alpha != 0 the mean shifted by alpha
-                standard deviations of p(x|z) in every pixel (seed 002
-                §5.3.4). "sample" draws x ~ N(x_mean(z), gamma^2), gamma per
-                pixel for gamma="pixel" ("ancestral sampling", seed 002
-                Algorithm 6). Nothing is clipped here; `kvae.images` clips
-                to [0, 1] when it converts to pictures.
-            seed: int, a NumPy Generator, or None; used by mode="sample".
-            alpha: float, the shift of mode="mean" in units of gamma.
-
-        Returns:
-            float32 NumPy array of shape (n, *data_shape).
-        """
-        steps = generation.protocol(
-            seeds.generator(seed),
-            self.latent_dim,
-            latents=ops.convert_to_numpy(z),
-            mode=mode,
-            alpha=alpha,
-        )
-        return generation.run(steps, lambda stage, latents: generation.decode_numpy(self, latents))
-
-    def generate(self, n, mode="mean", seed=None, temperature=1.0, alpha=0.0):
-        """n new examples: z ~ N(0, temperature^2 I), then `generate_from`,
-        all draws from one NumPy generator (`kvae.generation`).
-
-        Args:
-            n: int >= 1.
-            mode: "mean" (decoder means, shifted by `alpha` gammas) or
-                "sample" (x ~ N(x_mean, gamma^2), not clipped).
-            seed: int or None; the same seed gives the same output on every
-                path (`kvae.TwoStageVAE`, the HTTP service).
-            temperature: float >= 0, the standard deviation of z.
-            alpha: float, see `generate_from`.
-        """
-        steps = generation.protocol(
-            seeds.generator(seed),
-            self.latent_dim,
-            n=n,
-            mode=mode,
-            temperature=temperature,
-            alpha=alpha,
-        )
-        return generation.run(steps, lambda stage, latents: generation.decode_numpy(self, latents))
 
 
 def _policy_name(dtype):

@@ -14,7 +14,8 @@ and reconstructions.png beside them. `load` finds it in the local zoo folder
 (a checkout's `zoo/`, $KVAE_ZOO, or the zoo inside the installed package,
 which holds the default model), else in the Hugging Face cache or on the Hub
 through the card's pinned handle once it is published. Every `.keras` file
-also loads with plain Keras: `import kvae` then `keras.saving.load_model(path)`.
+also loads with plain Keras once kvae's classes are registered: `import
+kvae.models`, then `keras.saving.load_model(path)`.
 
 The card of a model holds its name, dataset, description, configuration,
 the exact training command, epochs, the evaluation metrics, each file's
@@ -27,36 +28,23 @@ to expect and why they are not trained here.
     python -m kvae.zoo publish --owner OWNER            # push every trained model
 """
 
-if __name__ == "__main__":  # the command: start TensorFlow quietly before the imports load it
-    from kvae import quiet
-
-    quiet.start_backend()
-
 import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from kvae import (
-    catalog,
-    cli,
-    devices,
-    evaluation,
-    files,
-    hub,
-    loader,
-    presets,
-    runs,
-    saving,
-    zoo_readme,
-)
+from kvae import catalog, cli, devices, files, hub, presets, quiet, runs
 from kvae import recipes as training_recipes
 from kvae.catalog import MANIFEST, ZOO_ENV, ZooError, card, default_dir, manifest, recipes
 from kvae.config import RunConfig
 from kvae.data import attributions
 from kvae.errors import KvaeError
-from kvae.two_stage import TwoStageVAE
+
+# kvae.evaluation, kvae.loader, kvae.saving, kvae.two_stage and
+# kvae.zoo_readme load Keras (and so TensorFlow): they are imported where a
+# model is loaded or evaluated, so that `python -m kvae.zoo list` and
+# --help answer at once (issue 34).
 
 CHECK_IMAGES = 500
 """Size of the fixed subset (the first test images) whose metrics the
@@ -88,6 +76,8 @@ def load(name, zoo_dir=None, endpoint=None, cache_dir=None, token=None):
     stages, with its card): `kvae.load(name)`. Its files are checked before
     Keras opens them (safe_mode); a recipe-only name is a ZooError that
     gives the command that trains it."""
+    from kvae import loader
+
     catalog.card(name, zoo_dir)  # a name, not a path: unknown names fail here
     return loader.load(name, zoo_dir=zoo_dir, endpoint=endpoint, cache_dir=cache_dir, token=token)
 
@@ -113,6 +103,8 @@ def preset_config(entry):
 def _write_manifest(zoo_dir, data):
     """Write the manifest (names sorted), each trained model's preset
     config.json and the README, all rendered from the manifest."""
+    from kvae import zoo_readme
+
     # the recipes' cards come from kvae/recipes.py, their one source
     data["models"] = dict(sorted({**data["models"], **training_recipes.zoo_cards()}.items()))
     for entry in data["models"].values():
@@ -125,9 +117,12 @@ def _write_manifest(zoo_dir, data):
     (zoo_dir / "README.md").write_text(zoo_readme.render(data))
 
 
-CARD_METRICS = tuple(evaluation.card_metrics())
-"""The evaluation numbers a card repeats (metrics.json has them all), as the
-evaluators name them (`kvae.evaluation.card_metrics`)."""
+def card_metrics():
+    """The evaluation numbers a card repeats (metrics.json has them all), as
+    the evaluators name them (`kvae.evaluation.card_metrics`)."""
+    from kvae import evaluation
+
+    return tuple(evaluation.card_metrics())
 
 
 def _backend():
@@ -141,6 +136,8 @@ def _evaluate_into(model, target, config, scratch, fid):
     test split into target/metrics.json, samples.png and reconstructions.png,
     then the first `CHECK_IMAGES` examples. Returns the card's fields that
     come from evaluation (metrics, evaluation, check)."""
+    from kvae import evaluation
+
     full = evaluation.load_examples(config, "test", evaluation.FULL_EVALUATION, model.data_shape)
     # as a user would run it from the folder that holds the zoo
     command = (
@@ -161,7 +158,7 @@ def _evaluate_into(model, target, config, scratch, fid):
     shutil.copy(scratch / grid, target / "samples.png")
     shutil.copy(scratch / "reconstructions.png", target / "reconstructions.png")
     return {
-        "metrics": {key: metrics.get(key) for key in CARD_METRICS},
+        "metrics": {key: metrics.get(key) for key in card_metrics()},
         "evaluation": command,
         "check": {
             "num_images": CHECK_IMAGES,
@@ -202,6 +199,9 @@ def export(run_dir, name, description, command, zoo_dir=None, fid="auto", notes=
     samples.png; and writes the manifest entry (with `notes`, what a user
     should know about the model, when given). Returns the entry.
     """
+    from kvae import saving
+    from kvae.two_stage import TwoStageVAE
+
     run_dir, zoo_dir = Path(run_dir), Path(zoo_dir or default_dir())
     run = runs.RunFolder(run_dir)
     config = run.read_config()
@@ -311,6 +311,8 @@ def main(argv=None):
     publishing.add_argument("--endpoint", help="another Hub than huggingface.co")
     try:
         args = parser.parse_args(argv)
+        if args.command in ("refresh", "export", "publish"):
+            quiet.start_backend()  # these load models: TensorFlow's start-up lines held back
         if args.command == "list":
             for name in list(args.zoo):
                 print(f"{name}\ttrained\t{card(name, args.zoo)['description']}")

@@ -2,13 +2,16 @@
 short commands (--help, --dry-run) in fresh processes with the environment
 active as the README says, and the Python blocks it marks as runnable."""
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -82,7 +85,7 @@ def test_the_short_commands_run_quietly_as_written(tmp_path):
         assert not chatter, f"{command} printed backend lines: {chatter}"
 
 
-@pytest.mark.parametrize("module", ["kvae.train", "kvae.evaluate", "kvae.hub"])
+@pytest.mark.parametrize("module", ["kvae.train", "kvae.evaluate", "kvae.hub", "kvae.zoo"])
 def test_help_and_argument_errors_do_not_import_tensorflow_or_jax(module, tmp_path):
     """--help and an unknown flag answer from plain Python: checked on
     sys.modules in a fresh process."""
@@ -133,3 +136,32 @@ def test_the_python_blocks_marked_runnable_run_as_written(tmp_path):
         )
         assert done.returncode == 0, f"{body}\n{done.stderr[-3000:]}"
     assert (scratch / "samples.png").is_file() and (scratch / "fmnist.keras").is_file()
+
+
+def test_the_serve_sections_calls_run_against_a_real_server(server, tmp_path):
+    """The README's curl lines and its BentoML client example, as written
+    but for the server's address, against the default model's real server
+    (tests/real_servers.py), from a folder that holds a shirt.png."""
+    blocks = [(language, body) for _, language, body in BLOCKS if "127.0.0.1:3000" in body]
+    assert sorted(language for language, _ in blocks) == ["bash", "python"]
+    picture = (np.random.default_rng(0).random((28, 28)) * 255).astype(np.uint8)
+    Image.fromarray(picture).save(tmp_path / "shirt.png")
+    printed = {}
+    for language, body in blocks:
+        body = body.replace("http://127.0.0.1:3000", server)
+        command = ["bash", "-ec", body] if language == "bash" else [sys.executable, "-c", body]
+        done = subprocess.run(
+            command,
+            cwd=tmp_path,
+            env=active_environment(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{body}\n{done.stderr[-2000:]}"
+        printed[language] = done.stdout
+    for name in ("reconstruction.png", "means.png", "samples.png"):
+        assert Image.open(tmp_path / name).size[0] >= 28, name
+    answers = [json.loads(line) for line in printed["bash"].replace("}{", "}\n{").splitlines()]
+    assert {"mu", "log_sigma"} <= set(answers[0]) and "z" in answers[1]
+    assert any(answer.get("field") == "z" for answer in answers)  # the 400 the README promises

@@ -11,6 +11,7 @@ generator, the computed gamma, the metric trackers).
 import jax
 from keras import StatelessScope
 
+from kvae import distribute
 from kvae.backends import unpack
 
 
@@ -68,7 +69,7 @@ def train_step(model, state, data):
     # A jitted step sees the global batch: global_terms only adds the
     # active count. Asperti & Trentin: gamma moves after the step, from
     # this step's MSE.
-    terms = model.global_terms(terms)
+    terms = distribute.global_terms(terms)
     _, non_trainable = _run_stateless(
         model.non_trainable_variables,
         non_trainable,
@@ -87,7 +88,7 @@ def test_step(model, state, data):
         list(trainable) + list(non_trainable),
         lambda: model.compute_terms(x, training=False, noise=noise, weights=weights),
     )
-    terms = model.global_terms(terms)
+    terms = distribute.global_terms(terms)
     non_trainable = values[len(model.trainable_variables) :]
     logs, metrics_values = _logs(model, metrics_values, terms)
     return logs, (trainable, non_trainable, metrics_values)

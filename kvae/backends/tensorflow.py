@@ -2,7 +2,7 @@
 orders them. Under a tf.distribute strategy the step runs once per replica:
 the loss is the replica's share of the global mean (so the optimizer's sum
 over replicas is the global gradient), and gamma and the metrics use the
-terms summed over the replicas (`VAE.global_terms`)."""
+terms summed over the replicas (`distribute.global_terms`)."""
 
 import tensorflow as tf
 
@@ -30,7 +30,7 @@ def train_step(model, data):
     # reduction follows every batch-norm collective): replicas must issue
     # their collectives in the same order.
     with tf.control_dependencies([tf.identity(model.optimizer.iterations)]):
-        terms = model.global_terms(terms)
+        terms = distribute.global_terms(terms)
     # Asperti & Trentin: gamma moves after the step, from this step's MSE.
     model.observation.update_gamma(terms["mse"])
     return _logs(model.update_trackers(terms))
@@ -39,7 +39,7 @@ def train_step(model, data):
 def test_step(model, data):
     x, noise, weights = unpack(data)
     terms = model.compute_terms(x, training=False, noise=noise, weights=weights)
-    return _logs(model.update_trackers(model.global_terms(terms)))
+    return _logs(model.update_trackers(distribute.global_terms(terms)))
 
 
 def _logs(logs):
