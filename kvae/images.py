@@ -59,7 +59,8 @@ SCATTER_COLORS = {
 def save_scatter(point_sets, path, size=320, margin=12):
     """Write a PNG scatter plot of 2-D points (the first two coordinates of
     higher-dimensional ones): `point_sets` maps a label of SCATTER_COLORS to
-    an (N, D) array; all sets share one square frame, drawn in order."""
+    an (N, D) array; all sets share one square frame, drawn in order, whose
+    corners are labelled with their coordinates."""
     from PIL import ImageDraw
 
     arrays = {label: np.asarray(points, np.float32)[:, :2] for label, points in point_sets.items()}
@@ -70,12 +71,17 @@ def save_scatter(point_sets, path, size=320, margin=12):
     picture = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(picture)
     scale = (size / 2.0 - margin) / half
+    draw.rectangle((margin, margin, size - margin, size - margin), outline=(160, 160, 160))
     for label, points in arrays.items():
         color = SCATTER_COLORS[label]
         for x, y in points[np.isfinite(points).all(axis=1)]:
             column = size / 2.0 + (x - center[0]) * scale
             row = size / 2.0 - (y - center[1]) * scale
             draw.rectangle((column - 1, row - 1, column + 1, row + 1), fill=color)
+    # axes: the frame's coordinates at its corners (x along the bottom, y up the left)
+    (low_x, low_y), (high_x, high_y) = center - half, center + half
+    draw.text((margin + 2, size - margin - 12), f"x {low_x:.2g}, y {low_y:.2g}", fill=(0, 0, 0))
+    draw.text((size - margin - 60, margin + 2), f"x {high_x:.2g}, y {high_y:.2g}", fill=(0, 0, 0))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return Path(path)
@@ -91,41 +97,59 @@ def save_bar_plot(
     threshold=None,
     top=1.0,
     title="",
+    x_label="index",
+    y_label="",
     bar_width=12,
     height=200,
     margin=10,
 ):
     """Write a PNG bar chart of non-negative `values`, one bar per entry,
     scaled so that `top` (or the largest value, if larger) fills the
-    height; bars whose index is in `highlighted` are red, the others blue;
-    `threshold` draws a grey horizontal line; `title` is written above."""
+    height, with axes: a y axis ticked at 0, half and all of that height
+    and named `y_label`, an x axis ticked at every bar's index (every 8th
+    past 32 bars) and named `x_label`. Bars whose index is in `highlighted`
+    are red, the others blue; `threshold` draws a grey horizontal line;
+    `title` is written above."""
     from PIL import ImageDraw
 
     values = np.asarray(values, np.float64)
     highlighted = set(int(index) for index in highlighted)
     scale_top = max(float(top), float(np.nanmax(values)) if len(values) else 0.0, 1e-12)
-    title_height = 14 * len(title.splitlines())
+    title_height = 14 * len(title.splitlines()) + (14 if y_label else 0)
+    axis = 40  # room for the y tick labels
     width = max(
-        2 * margin + len(values) * bar_width,
+        axis + 2 * margin + len(values) * bar_width,
         6 * max(map(len, title.splitlines()), default=0) + 2 * margin,
     )
-    picture = Image.new("RGB", (width, height + 2 * margin + title_height), (255, 255, 255))
+    picture = Image.new("RGB", (width, height + 2 * margin + title_height + 28), (255, 255, 255))
     draw = ImageDraw.Draw(picture)
     if title:
         draw.multiline_text((margin, margin // 2), title, fill=(0, 0, 0), spacing=2)
-    baseline = margin + title_height + height
+    if y_label:
+        draw.text((margin, margin // 2 + title_height - 14), y_label, fill=(0, 0, 0))
+    left, baseline = margin + axis, margin + title_height + height
+    right = left + len(values) * bar_width
     for index, value in enumerate(values):
-        left = margin + index * bar_width
+        bar_left = left + index * bar_width
         bar_top = baseline - height * max(float(value), 0.0) / scale_top
         color = BAR_COLORS["highlighted" if index in highlighted else "normal"]
-        draw.rectangle((left + 1, bar_top, left + bar_width - 2, baseline), fill=color)
+        draw.rectangle((bar_left + 1, bar_top, bar_left + bar_width - 2, baseline), fill=color)
     if threshold is not None:
         line = baseline - height * float(threshold) / scale_top
-        draw.line(
-            (margin, line, margin + len(values) * bar_width, line), fill=BAR_COLORS["line"], width=1
-        )
-    draw.line(
-        (margin, baseline, margin + len(values) * bar_width, baseline), fill=(0, 0, 0), width=1
+        draw.line((left, line, right, line), fill=BAR_COLORS["line"], width=1)
+    draw.line((left, baseline, right, baseline), fill=(0, 0, 0), width=1)
+    draw.line((left, baseline, left, baseline - height), fill=(0, 0, 0), width=1)
+    for fraction in (0.0, 0.5, 1.0):
+        row = baseline - height * fraction
+        draw.line((left - 4, row, left, row), fill=(0, 0, 0), width=1)
+        draw.text((margin, row - 6), f"{scale_top * fraction:.2g}", fill=(0, 0, 0))
+    step = 1 if len(values) <= 32 else 8
+    for index in range(0, len(values), step):
+        center = left + index * bar_width + bar_width / 2
+        draw.line((center, baseline, center, baseline + 3), fill=(0, 0, 0), width=1)
+        draw.text((center - 3 * len(str(index)), baseline + 4), str(index), fill=(0, 0, 0))
+    draw.text(
+        (left + (right - left) / 2 - 3 * len(x_label), baseline + 16), x_label, fill=(0, 0, 0)
     )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)

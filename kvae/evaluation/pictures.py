@@ -71,7 +71,9 @@ def draw_pictures(out, stage1, real, reconstructions, generated, mean_sigma2, in
         out / "latent_variance.png",
         highlighted=np.flatnonzero(inactive),
         threshold=INACTIVE_THRESHOLD,
-        title=f"mean sigma^2 per latent (0..{len(mean_sigma2) - 1})\n"
+        x_label="latent",
+        y_label="mean sigma^2 over the test examples",
+        title=f"mean posterior variance per latent (0..{len(mean_sigma2) - 1})\n"
         f"red: inactive (>= {INACTIVE_THRESHOLD}), {int(inactive.sum())} of "
         f"{len(inactive)}; line: {INACTIVE_THRESHOLD}; top: "
         f"{max(1.0, float(np.max(mean_sigma2))):.2f}",
