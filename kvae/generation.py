@@ -183,7 +183,8 @@ def compiled_method(model, name):
     """`getattr(model, name)` (an inference method of one float32 batch,
     `decode_distribution` or `encode`) as one compiled function: XLA
     through `tf.function(jit_compile=True)` on TensorFlow, `jax.jit` of the
-    stateless call on JAX, the eager method on other backends. Built on
+    stateless call on JAX, the eager method on other backends and inside a
+    TensorFlow distribution strategy. Built on
     first use and kept on the model (outside Keras's attribute tracking, so
     saving is unchanged); each call reads the model's current weights."""
     cache = model.__dict__.get("_kvae_compiled")
@@ -203,6 +204,11 @@ def compiled_method(model, name):
         by_shape = {}  # a concrete function per shape skips tf.function's dispatch
 
         def compiled(batch):
+            if tf.distribute.has_strategy():
+                # Under a distribution strategy (the epoch pictures of
+                # data-parallel training) the variables are mirrored across
+                # devices, which one compiled function cannot read: eager.
+                return method(tf.constant(batch))
             if batch.shape not in by_shape:
                 spec = tf.TensorSpec(batch.shape, tf.float32)
                 by_shape[batch.shape] = function.get_concrete_function(spec)

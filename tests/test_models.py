@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import kvae
 from helpers import random_images, tiny_resnet
+from kvae import distribute
 
 
 def replay_computed_gamma(mses):
@@ -296,7 +297,7 @@ def test_load_missing_file_names_the_path(tmp_path):
 def test_padded_rows_with_zero_weight_leave_every_term_unchanged():
     """compute_terms with example weights: a batch padded with zero-weight
     rows (validation under data parallelism) gives the terms of its real
-    rows alone, and global_terms counts the latents of those rows."""
+    rows alone, and distribute.global_terms counts the latents of those rows."""
     model = tiny_resnet("pixel", latent_dim=4)
     rng = np.random.default_rng(4)
     x = rng.random((5, 8, 8, 1)).astype("float32")
@@ -304,8 +305,10 @@ def test_padded_rows_with_zero_weight_leave_every_term_unchanged():
     padded_x = np.concatenate([x, np.zeros((3, 8, 8, 1), "float32")])
     padded_noise = np.concatenate([noise, rng.normal(size=(3, 4)).astype("float32")])
     weights = np.array([1, 1, 1, 1, 1, 0, 0, 0], "float32")
-    alone = model.global_terms(model.compute_terms(x, noise=noise))
-    padded = model.global_terms(model.compute_terms(padded_x, noise=padded_noise, weights=weights))
+    alone = distribute.global_terms(model.compute_terms(x, noise=noise))
+    padded = distribute.global_terms(
+        model.compute_terms(padded_x, noise=padded_noise, weights=weights)
+    )
     for key in ("loss", "recon", "kl", "mse", "gamma", "latent_variance", "active"):
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(padded[key]),
