@@ -12,7 +12,8 @@ stage2=path` for its second stage), chosen by `--arg model=...` or
 $KVAE_MODEL. It is loaded once, float32, on the CPU, and decodes through
 the compiled decoders of `kvae.generation` (warmed at start-up).
 
-Routes (README.md's Serve section has examples; /docs.json the full schema):
+Routes (README.md's Serve section has examples, docs/serving.md the rules;
+/docs.json the full schema):
 - POST /encode           multipart `image` (PNG or JPEG) [, `sample`, `seed`]
                          -> JSON mu, log_sigma (and z when sample is true);
 - POST /reconstruct      multipart `image` [, `sample`, `seed`] -> PNG;

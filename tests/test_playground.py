@@ -8,6 +8,7 @@ compared, decoded, with the API's own answers."""
 
 import base64
 import io
+import os
 import re
 import shutil
 from pathlib import Path
@@ -67,9 +68,19 @@ def test_static_files_are_open_while_the_apis_need_the_token(servers):
 
 @pytest.fixture(scope="module")
 def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    if not Path(HEADLESS_SHELL).exists():
-        pytest.skip("no headless Chromium: apt-get install chromium-headless-shell (as root)")
+    """Debian's headless Chromium under Playwright; skipped, saying why,
+    where either is missing, and a failure in CI (which installs both)."""
+    missing = None
+    try:
+        from playwright import sync_api as playwright_api
+    except ImportError:
+        missing = "playwright is not installed: pip install -e '.[test]'"
+    if missing is None and not Path(HEADLESS_SHELL).exists():
+        missing = "no headless Chromium: apt-get install chromium-headless-shell (as root)"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=HEADLESS_SHELL)
         yield browser

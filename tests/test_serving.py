@@ -871,7 +871,7 @@ def test_the_real_server_answers_hostile_requests_with_4xx_and_one_log_line(serv
     assert log.count("Traceback") == before
     assert log.count("client error 400") >= 10
     metrics = httpx.get(f"{url}/metrics", timeout=30).text
-    for name in (  # what the README says to watch
+    for name in (  # what docs/serving.md says to watch
         "bentoml_service_request_total",
         "bentoml_service_request_duration_seconds",
         "bentoml_service_request_in_progress",
