@@ -168,8 +168,12 @@ def test_recorded_mse_is_reproduced_by_kvae_evaluate(name, tmp_path):
         card["dataset"],
         "--num-images",
         check["num_images"],
+        # The per-latent reconstruction gains (a decode pass per latent) do
+        # not enter the MSEs compared here: 20 images run their code, 500
+        # cost 9 s more per Fashion-MNIST model and 33 s more for emoji
+        # (the MSEs equal to 1e-9 either way, measured).
         "--gain-images",
-        check["num_images"],
+        20,
         "--seed",
         check["seed"],
         "--fid",
