@@ -290,8 +290,10 @@ class SeededGeneration:
     def reconstruct(self, x, sample=False, seed=None):
         """Decoder means of x's reconstruction, float32 NumPy: from mu, or
         from z = mu + sigma * eps when `sample` (the originals sample), eps
-        from `seed`'s NumPy generator (`kvae.seeds`)."""
-        mu, log_sigma = encode_numpy(self, x)
+        from `seed`'s NumPy generator (`kvae.seeds`). The encoder runs
+        eagerly here (one call rarely repays an XLA compilation; the service
+        and `TwoStageVAE.encode` use the compiled `encode_numpy`)."""
+        mu, log_sigma = (_numpy(t) for t in self.encode(np.asarray(x, np.float32)))
         z = posterior_draw(mu, log_sigma, seeds.generator(seed)) if sample else mu
         return decode_numpy(self, z)[0]
 
