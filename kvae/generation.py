@@ -16,7 +16,7 @@ Decoding is deterministic (decoder means and log gammas), so it can run
 anywhere, batched with other requests: `protocol` is a Python generator
 that yields decode requests `(stage, latents)` and receives `(mean,
 log_gamma)` NumPy arrays; `run` drives it with a synchronous decoder,
-`run_async` with an awaitable one (the service's batched Decoder).
+`run_async` with an awaitable one (the service's batcher, serving/batcher.py).
 
 References: ancestral and deterministic sampling, Berger & Sebag 2020
 (seed 002) Algorithms 6-7 and Sec. 5.3.4 (alpha); the two-stage sampler,
@@ -27,6 +27,7 @@ Trentin 2020, Sec. IV-B (latent normalisation).
 import math
 
 import numpy as np
+from keras import ops
 
 from kvae import losses, seeds
 
@@ -184,9 +185,9 @@ def compiled_method(model, name):
     `decode_distribution` or `encode`) as one compiled function: XLA
     through `tf.function(jit_compile=True)` on TensorFlow, `jax.jit` of the
     stateless call on JAX, the eager method on other backends and inside a
-    TensorFlow distribution strategy. Built on
-    first use and kept on the model (outside Keras's attribute tracking, so
-    saving is unchanged); each call reads the model's current weights."""
+    TensorFlow distribution strategy. Built on first use and kept on the
+    model (outside Keras's attribute tracking, so saving is unchanged); each
+    call reads the model's current weights."""
     cache = model.__dict__.get("_kvae_compiled")
     if cache is None:
         cache = {}
@@ -232,11 +233,6 @@ def compiled_method(model, name):
     return compiled
 
 
-def compiled_decoder(model):
-    """`model.decode_distribution` compiled (`compiled_method`)."""
-    return compiled_method(model, "decode_distribution")
-
-
 def in_buckets(function, batch):
     """function(batch) for a float32 NumPy batch of any length, called in
     chunks of at most BATCH_BUCKETS[-1] rows, each padded with zero rows to
@@ -245,8 +241,6 @@ def in_buckets(function, batch):
     each example alone in inference). Returns a list of one NumPy array per
     output; an output without a batch axis (a scalar log gamma) is returned
     once."""
-    from keras import ops
-
     batch = np.asarray(batch, np.float32)
     if len(batch) == 0:
         raise ValueError("in_buckets needs at least one row")
@@ -271,14 +265,8 @@ def decode_numpy(model, latents):
     """(mean, log_gamma) of a `VAE`'s p(x|z) at `latents`, float32 NumPy
     (log_gamma a scalar, or per pixel for gamma='pixel'), through the
     compiled decoder (`in_buckets`)."""
-    mean, log_gamma = in_buckets(compiled_decoder(model), latents)
+    mean, log_gamma = in_buckets(compiled_method(model, "decode_distribution"), latents)
     return mean, log_gamma
-
-
-def _numpy(tensor):
-    from keras import ops
-
-    return ops.convert_to_numpy(tensor)
 
 
 class SeededGeneration:
@@ -293,7 +281,7 @@ class SeededGeneration:
         from `seed`'s NumPy generator (`kvae.seeds`). The encoder runs
         eagerly here (one call rarely repays an XLA compilation; the service
         and `TwoStageVAE.encode` use the compiled `encode_numpy`)."""
-        mu, log_sigma = (_numpy(t) for t in self.encode(np.asarray(x, np.float32)))
+        mu, log_sigma = (ops.convert_to_numpy(t) for t in self.encode(np.asarray(x, np.float32)))
         z = posterior_draw(mu, log_sigma, seeds.generator(seed)) if sample else mu
         return decode_numpy(self, z)[0]
 
@@ -333,7 +321,7 @@ class SeededGeneration:
         steps = protocol(
             seeds.generator(seed),
             self.latent_dim,
-            latents=_numpy(z),
+            latents=ops.convert_to_numpy(z),
             mode=mode,
             alpha=alpha,
         )

@@ -35,6 +35,19 @@ def active_environment(tmp_path):
     return env
 
 
+def run_active(command, cwd, tmp_path, timeout):
+    """`command` in a fresh process of the `active_environment`, from `cwd`;
+    the CompletedProcess with its text output."""
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env=active_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def short_commands():
     """Every bash line of the README that asks for help or a dry run, without
     its trailing comment."""
@@ -68,14 +81,7 @@ def test_the_short_commands_run_quietly_as_written(tmp_path):
     commands = short_commands()
     assert {"python -m kvae.train --help", "python -m kvae.evaluate --help"} <= set(commands)
     for command in commands:
-        done = subprocess.run(
-            ["bash", "-c", command],
-            cwd=ROOT,
-            env=active_environment(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = run_active(["bash", "-c", command], ROOT, tmp_path, timeout=300)
         assert done.returncode == 0, f"{command}\n{done.stderr}"
         chatter = [
             line
@@ -100,14 +106,7 @@ def test_help_and_argument_errors_do_not_import_tensorflow_or_jax(module, tmp_pa
         "print('exit', code, 'loaded', loaded)\n"
     )
     for argv in (["--help"], ["--no-such-flag"]):
-        done = subprocess.run(
-            [sys.executable, "-c", probe, *argv],
-            cwd=tmp_path,
-            env=active_environment(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_active([sys.executable, "-c", probe, *argv], tmp_path, tmp_path, timeout=120)
         last = done.stdout.strip().splitlines()[-1]
         assert last == f"exit {0 if argv == ['--help'] else 2} loaded []", (argv, last, done.stderr)
 
@@ -134,14 +133,7 @@ def test_the_python_blocks_marked_runnable_run_as_written(tmp_path):
         "    print('block', number, flush=True)\n"
         "    exec(compile(block, f'<README block {number}>', 'exec'), {'__name__': '__main__'})\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", runner, *runnable],
-        cwd=scratch,
-        env=active_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_active([sys.executable, "-c", runner, *runnable], scratch, tmp_path, timeout=600)
     assert done.returncode == 0, f"{done.stdout[-500:]}\n{done.stderr[-3000:]}"
     assert done.stdout.count("block ") == len(runnable)
     assert (scratch / "samples.png").is_file() and (scratch / "fmnist.keras").is_file()
@@ -159,14 +151,7 @@ def test_the_serve_sections_calls_run_against_a_real_server(server, tmp_path):
     for language, body in blocks:
         body = body.replace("http://127.0.0.1:3000", server)
         command = ["bash", "-ec", body] if language == "bash" else [sys.executable, "-c", body]
-        done = subprocess.run(
-            command,
-            cwd=tmp_path,
-            env=active_environment(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_active(command, tmp_path, tmp_path, timeout=120)
         assert done.returncode == 0, f"{body}\n{done.stderr[-2000:]}"
         printed[language] = done.stdout
     for name in ("reconstruction.png", "means.png", "samples.png"):
