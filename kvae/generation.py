@@ -26,10 +26,11 @@ Trentin 2020, Sec. IV-B (latent normalisation).
 
 import math
 
+import keras
 import numpy as np
 from keras import ops
 
-from kvae import losses, seeds
+from kvae import devices, losses, seeds
 
 MODES = ("mean", "sample")
 """How a latent becomes an example: the decoder mean (deterministic
@@ -182,26 +183,28 @@ def batch_bucket(n):
 
 def compiled_method(model, name):
     """`getattr(model, name)` (an inference method of one float32 batch,
-    `decode_distribution` or `encode`) as one compiled function: XLA
-    through `tf.function(jit_compile=True)` on TensorFlow, `jax.jit` of the
-    stateless call on JAX, the eager method on other backends and inside a
-    TensorFlow distribution strategy. Built on first use and kept on the
-    model (outside Keras's attribute tracking, so saving is unchanged); each
-    call reads the model's current weights."""
+    `decode_distribution` or `encode`) as one compiled function: a
+    `tf.function` on TensorFlow, XLA-compiled only on an accelerator (on a
+    CPU, TensorFlow's oneDNN kernels decode batches of 8 to 256 images 1.1
+    to 2.4 times as fast as XLA's code and trace in a third of the time:
+    docs/performance.md), `jax.jit` of the stateless call on JAX, the eager
+    method on other backends and inside a TensorFlow distribution strategy.
+    Built on first use and kept on the model (outside Keras's attribute
+    tracking, so saving is unchanged); each call reads the model's current
+    weights."""
     cache = model.__dict__.get("_kvae_compiled")
     if cache is None:
         cache = {}
         object.__setattr__(model, "_kvae_compiled", cache)
     if name in cache:
         return cache[name]
-    import keras
-
     method = getattr(model, name)
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        function = tf.function(lambda batch: method(batch), jit_compile=True)
+        xla = devices.accelerator() is not None
+        function = tf.function(lambda batch: method(batch), jit_compile=xla)
         by_shape = {}  # a concrete function per shape skips tf.function's dispatch
 
         def compiled(batch):
@@ -279,7 +282,7 @@ class SeededGeneration:
         """Decoder means of x's reconstruction, float32 NumPy: from mu, or
         from z = mu + sigma * eps when `sample` (the originals sample), eps
         from `seed`'s NumPy generator (`kvae.seeds`). The encoder runs
-        eagerly here (one call rarely repays an XLA compilation; the service
+        eagerly here (one call rarely repays a compilation; the service
         and `TwoStageVAE.encode` use the compiled `encode_numpy`)."""
         mu, log_sigma = (ops.convert_to_numpy(t) for t in self.encode(np.asarray(x, np.float32)))
         z = posterior_draw(mu, log_sigma, seeds.generator(seed)) if sample else mu

@@ -1,6 +1,8 @@
-"""The VAE model: configuration checks, gamma modes, mixed precision, API."""
+"""The VAE model: configuration checks, gamma modes, mixed precision, API, and
+a few hundred training steps on real Fashion-MNIST."""
 
 import math
+import os
 
 import keras
 import numpy as np
@@ -9,7 +11,7 @@ import tensorflow as tf
 
 import kvae
 from helpers import random_images, tiny_resnet
-from kvae import distribute
+from kvae import data, distribute
 
 
 def replay_computed_gamma(mses):
@@ -317,3 +319,58 @@ def test_padded_rows_with_zero_weight_leave_every_term_unchanged():
             err_msg=key,
         )
     assert float(padded["count"]) == 5.0 and float(alone["count"]) == 5.0
+
+
+# -- a few hundred steps on real Fashion-MNIST (Debian's dataset-fashion-mnist) ----
+#
+# Measured when written, with the original's 1024-wide fc layers (TensorFlow,
+# 2-core CPU, 41 s): loss 743 -> -441 (means of the first and last 20 steps);
+# gamma^2 / MSE 3.2 at step 300, 1.20 at step 600. The test now uses fc 256
+# without XLA (32 s, against 40-47 s with XLA in the suite's runs of
+# 2026-11-23: compiling cost more than it saved); the same assertions hold.
+# XLA-compiled TensorFlow training is tested by test_train.py's --xla on run.
+
+FASHION_STEPS = 600
+FASHION_BATCH = 64
+
+
+@pytest.fixture(scope="module")
+def fashion_images():
+    directory = data.idx_folder("fashion_mnist", None)
+    if directory is None:
+        message = "Fashion-MNIST not found: apt-get install dataset-fashion-mnist"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs it; never skip there
+        pytest.skip(message)
+    pixels = data.load_idx_images(directory, "train")
+    assert pixels.shape == (60000, 28, 28, 1) and pixels.dtype == np.uint8
+    return pixels[: FASHION_STEPS * FASHION_BATCH].astype("float32") / 255.0
+
+
+@pytest.mark.slow
+def test_computed_gamma_training_lowers_the_loss_and_tracks_the_mse(fashion_images):
+    # The zoo's InfoGAN width (fc 256; the original's 1024 holds 95 % of the
+    # weights and adds nothing to what this checks).
+    model = kvae.VAE(
+        (28, 28, 1), 16, net="infogan", net_config={"fc_dim": 256}, gamma="computed", seed=0
+    )
+    model.compile(optimizer=kvae.models.adam(1e-3), jit_compile=False)
+    losses, mses, gamma_squares = [], [], []
+    for step in range(FASHION_STEPS):
+        logs = model.train_on_batch(
+            fashion_images[step * FASHION_BATCH : (step + 1) * FASHION_BATCH], return_dict=True
+        )
+        losses.append(float(logs["loss"]))
+        mses.append(float(logs["mse"]))
+        gamma_squares.append(float(np.asarray(model.observation.gamma_square)))
+
+    assert np.all(np.isfinite(losses))
+    assert np.mean(losses[-50:]) < np.mean(losses[:50]) - 500
+    assert np.mean(mses[-50:]) < 0.5 * np.mean(mses[:50])
+    ratio_half = gamma_squares[FASHION_STEPS // 2 - 1] / np.mean(
+        mses[FASHION_STEPS // 2 - 100 : FASHION_STEPS // 2]
+    )
+    ratio_end = gamma_squares[-1] / np.mean(mses[-100:])
+    assert ratio_end < ratio_half
+    assert 0.8 < ratio_end < 1.5, f"gamma^2 / mse = {ratio_end:.3f}"
+    assert model.gamma() ** 2 == pytest.approx(gamma_squares[-1], rel=1e-6)

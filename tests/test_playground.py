@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from real_servers import TOKEN
+from real_servers import TOKEN, TOKEN_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "serving" / "playground"
@@ -51,7 +51,7 @@ def test_the_page_names_no_other_origin():
 
 
 def test_static_files_are_open_while_the_apis_need_the_token(servers):
-    url = servers["token"]
+    url = servers["hub"]
     for name in ("", "index.html", "app.js", "style.css"):
         answer = httpx.get(f"{url}/playground/{name}", timeout=30)
         assert answer.status_code == 200, name
@@ -59,8 +59,9 @@ def test_static_files_are_open_while_the_apis_need_the_token(servers):
     assert httpx.post(f"{url}/mean-generate", json={"n": 1}, timeout=30).status_code == 401
     assert httpx.get(f"{url}/models", timeout=30).status_code == 401
     assert httpx.post(f"{url}/playground/", content=b"x", timeout=30).status_code == 401
-    right = {"Authorization": f"Bearer {TOKEN}"}
-    assert httpx.post(f"{url}/mean-generate", json={"n": 1}, headers=right).status_code == 200
+    assert (
+        httpx.post(f"{url}/mean-generate", json={"n": 1}, headers=TOKEN_HEADERS).status_code == 200
+    )
 
 
 # -- in a browser -----------------------------------------------------------------------
@@ -221,7 +222,7 @@ def test_a_bad_value_shows_the_apis_message_next_to_its_field(browser, servers):
 
 
 def test_with_a_token_the_page_asks_for_it_and_then_works(browser, servers):
-    visit = Visit(browser, servers["token"])
+    visit = Visit(browser, servers["hub"])
     page = visit.open(ready=False)
     page.wait_for_selector("#token-box:not([hidden])", timeout=30_000)
     assert "Authorization: Bearer" in page.inner_text("#token-error")

@@ -1,6 +1,6 @@
-"""Datasets and tf.data pipelines: CelebA preprocessing against PIL, tfds
-loading under tfds.testing.mock_data, image folders, synthetic data and the
-stage-2 latent batches."""
+"""kvae.data: the idx reader, the datasets and the tf.data pipelines (CelebA
+preprocessing against PIL, tfds loading under tfds.testing.mock_data, image
+folders, synthetic data, the stage-2 latent batches)."""
 
 import itertools
 
@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from helpers import write_idx
 from kvae import data
 
 
@@ -270,3 +271,34 @@ def test_manifold2d_exact_log_density_is_a_density_and_matches_monte_carlo():
     for factor in (0.7, 1.5):
         other = tuple((a, b, s * factor) for a, b, s in synthetic.MANIFOLD2D_REGIONS)
         assert own > synthetic.manifold2d_log_density(sample, regions=other, grid=2001).mean()
+
+
+@pytest.mark.parametrize("name", ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"])
+def test_read_idx_round_trip(tmp_path, name):
+    array = np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
+    write_idx(tmp_path / name, array)
+    loaded = data.load_idx_images(tmp_path, "train")
+    assert loaded.shape == (5, 28, 28, 1)
+    np.testing.assert_array_equal(loaded[..., 0], array)
+
+
+def test_read_idx_rejects_other_files(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x89PNG not idx")
+    with pytest.raises(ValueError, match="not an idx file"):
+        data.load_idx_images(tmp_path, "train")
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((2, 3, 3)))
+    truncated = (tmp_path / "t10k-images-idx3-ubyte").read_bytes()[:-1]
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(truncated)
+    with pytest.raises(ValueError, match="expected 18 data bytes"):
+        data.load_idx_images(tmp_path, "test")
+    with pytest.raises(FileNotFoundError):
+        data.load_idx_images(tmp_path / "missing", "train")
+
+
+def test_data_dir_from_environment(tmp_path, monkeypatch):
+    (tmp_path / "fashion_mnist").mkdir()
+    write_idx(tmp_path / "fashion_mnist" / "train-images-idx3-ubyte", np.zeros((1, 28, 28)))
+    write_idx(tmp_path / "fashion_mnist" / "t10k-images-idx3-ubyte", np.zeros((1, 28, 28)))
+    monkeypatch.setenv("KVAE_DATA_DIR", str(tmp_path))
+    assert data.idx_folder("fashion_mnist", None) == tmp_path / "fashion_mnist"
+    assert data.idx_folder("mnist", None) is None  # falls back to tfds
