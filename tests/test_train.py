@@ -414,6 +414,7 @@ def test_resume_after_sigkill_in_the_third_epoch(tmp_path):
             pass
         assert process.poll() is None, process.stderr.read()
         time.sleep(0.01)
+    assert 2 in finished, "stage 1 did not finish two epochs in 240 s"
     # a third of the second epoch's duration into the third
     time.sleep((finished[2] - finished.get(1, finished[2] - 1.0)) / 3)
     process.send_signal(signal.SIGKILL)
