@@ -34,7 +34,9 @@ folder to OUT/worker-I (`worker_folder`).
 import contextlib
 
 import keras
+from keras import ops
 
+from kvae import losses
 from kvae.errors import KvaeError
 
 MODES = ("none", "data")
@@ -100,8 +102,6 @@ def example_weights(x, weights=None):
     """(weights, count) of a replica's batch `x`: the given (B,) example
     weights as float32 (1 for an example, 0 for padding) and their sum over
     the replicas, or ones and the global batch size when none are given."""
-    from keras import ops
-
     if weights is None:  # every example counts: the global count is known
         local = ops.shape(x)[0]
         return ops.ones((local,), "float32"), ops.cast(local * replicas_in_sync(), "float32")
@@ -113,8 +113,6 @@ def global_terms(terms):
     """The global batch's loss terms from a replica's shares
     (`losses.batch_terms`): summed over the replicas (the shares themselves
     on one device), and the active count of the global latent variances."""
-    from kvae import losses
-
     additive = ("loss", "recon", "kl", "mse", "gamma", "latent_variance")
     totals = global_sum({key: terms[key] for key in additive})
     return {

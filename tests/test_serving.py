@@ -706,8 +706,9 @@ def test_the_service_and_the_library_give_the_same_images_for_a_seed(servers):
         "emoji": (EMOJI_MODEL, {}),
         "hub": (serving_default(), TOKEN_HEADERS),
     }
+    models = {model_name: kvae.zoo.load(model_name) for model_name, _ in served.values()}
     for name, (model_name, headers) in served.items():
-        model = kvae.zoo.load(model_name)
+        model = models[model_name]
         for stage in (1, 2):
             for mode in ("mean", "sample"):
                 expected = image_utils.to_uint8(model.generate(4, mode=mode, seed=3, stage=stage))
